@@ -1,0 +1,60 @@
+// The Spool interface: where accepted mail lives until every recipient is
+// final. Two implementations: LMDB (production) and memory (tests); one
+// contract test suite runs against both. Writes come in batches so that one
+// durable commit (one fsync) serves many messages: see spool_writer.h.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "smtp/smtp_envelope.h"
+#include "util/expected.h"
+
+namespace ferry::spool {
+
+struct InsertMessage {
+  smtp::Envelope envelope;
+  std::string body;
+};
+struct DeleteMessage {
+  std::string id;
+};
+
+struct WriteRequest {
+  std::variant<InsertMessage, DeleteMessage> op;
+  Expected<void> result;  // set by Spool::apply
+  // Called on the event loop once the batch holding this request committed
+  // (or failed). Owned by whoever submitted the request.
+  std::function<void(WriteRequest&)> done;
+};
+
+class Spool {
+ public:
+  virtual ~Spool() = default;
+  // Applies every request in one durable transaction; each request gets its
+  // own result, so a message that does not fit (Errc::full) fails alone and
+  // its neighbours still commit. If the commit itself fails, all fail.
+  virtual void apply(std::span<WriteRequest* const> batch) = 0;
+  virtual Expected<smtp::Envelope> get_envelope(std::string_view id) = 0;
+  virtual Expected<std::string> get_body(std::string_view id) = 0;
+  // Every queued message in (next attempt, id) order: the restart walk.
+  virtual Expected<void> for_each_scheduled(
+      const std::function<void(const smtp::Envelope&)>& fn) = 0;
+  virtual Expected<uint64_t> message_count() = 0;
+};
+
+std::unique_ptr<Spool> make_mem_spool(uint64_t max_bytes);
+
+struct LmdbOptions {
+  std::string path;
+  uint64_t max_size = 0;
+  bool sync = true;  // false: MDB_NOSYNC, unsafe, benchmarks only
+};
+Expected<std::unique_ptr<Spool>> open_lmdb_spool(const LmdbOptions& opts);
+
+}  // namespace ferry::spool

@@ -1,0 +1,264 @@
+// LMDB Spool. One environment, named databases `msg` (id → envelope),
+// `body` (id → bytes), `sched` ((next attempt, id) → ∅); `log` and
+// `suppress` are created for the delivery log and suppression list.
+// Only the spool writer thread writes; readers use read-only transactions
+// from any thread (MDB_NOTLS). A commit is the fsync (unless sync is off).
+//
+// Full disk: LMDB fails a write with MDB_MAP_FULL when the map is used up,
+// and then even a delete may not find pages to copy-on-write into. So new
+// messages are refused (Errc::full → 452 4.3.1) once less than a reserve is
+// left, and the reserve stays for deletes and state updates, which is what
+// lets queued mail drain out of a full spool.
+#include <lmdb.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "spool/spool.h"
+#include "spool/spool_record.h"
+#include "util/log.h"
+
+namespace ferry::spool {
+namespace {
+
+MDB_val val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+std::string_view view(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+Error lmdb_error(int rc, std::string_view what) {
+  Errc code = rc == MDB_MAP_FULL ? Errc::full : rc == MDB_NOTFOUND ? Errc::not_found : Errc::io;
+  return Error(code, fmt::format("{}: {}", what, mdb_strerror(rc)));
+}
+
+// A read-only transaction that always ends.
+class ReadTxn {
+ public:
+  explicit ReadTxn(MDB_env* env) { rc_ = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn_); }
+  ~ReadTxn() {
+    if (txn_) mdb_txn_abort(txn_);
+  }
+  ReadTxn(const ReadTxn&) = delete;
+  ReadTxn& operator=(const ReadTxn&) = delete;
+  int rc() const { return rc_; }
+  MDB_txn* get() const { return txn_; }
+
+ private:
+  MDB_txn* txn_ = nullptr;
+  int rc_;
+};
+
+class LmdbSpool final : public Spool {
+ public:
+  ~LmdbSpool() override {
+    if (env_) mdb_env_close(env_);
+  }
+
+  Expected<void> open(const LmdbOptions& o) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.path, ec);
+    if (ec) return Error(Errc::io, fmt::format("spool.path {}: {}", o.path, ec.message()));
+    ::chmod(o.path.c_str(), 0700);  // bodies and addresses: owner only
+    int rc = mdb_env_create(&env_);
+    if (rc) return lmdb_error(rc, "mdb_env_create");
+    mdb_env_set_maxdbs(env_, 8);
+    rc = mdb_env_set_mapsize(env_, o.max_size);
+    if (rc) return lmdb_error(rc, "mdb_env_set_mapsize");
+    unsigned flags = MDB_NOTLS;
+    if (!o.sync) flags |= MDB_NOSYNC | MDB_NOMETASYNC;
+    rc = mdb_env_open(env_, o.path.c_str(), flags, 0600);
+    if (rc) return lmdb_error(rc, fmt::format("opening spool {}", o.path));
+    // A reader left behind by a killed process would pin old pages forever.
+    int dead = 0;
+    mdb_reader_check(env_, &dead);
+    map_size_ = o.max_size;
+    reserve_ = std::max<uint64_t>(o.max_size / 16, 512 * 1024);
+
+    MDB_txn* txn;
+    rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+    if (rc) return lmdb_error(rc, "mdb_txn_begin");
+    for (auto [name, dbi] : {std::pair{"msg", &msg_}, {"body", &body_}, {"sched", &sched_},
+                             {"log", &log_}, {"suppress", &suppress_}}) {
+      rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
+      if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_error(rc, fmt::format("opening database {}", name));
+      }
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc) return lmdb_error(rc, "mdb_txn_commit");
+    MDB_envinfo info;
+    mdb_env_info(env_, &info);
+    MDB_stat st;
+    mdb_env_stat(env_, &st);
+    page_size_ = st.ms_psize;
+    return {};
+  }
+
+  void apply(std::span<WriteRequest* const> batch) override {
+    // Measured before the write transaction starts: LMDB refuses cursors on
+    // its free list inside a write transaction, and as the only writer we
+    // see the same state from a read transaction.
+    uint64_t used = used_bytes();
+    MDB_txn* txn;
+    int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+    if (rc) {
+      fail_all(batch, lmdb_error(rc, "mdb_txn_begin"));
+      return;
+    }
+    for (WriteRequest* req : batch) {
+      MDB_txn* child;
+      rc = mdb_txn_begin(env_, txn, 0, &child);
+      if (rc) {
+        req->result = lmdb_error(rc, "mdb_txn_begin (nested)");
+        continue;
+      }
+      Expected<void> r = std::visit([&](auto& op) { return do_op(child, op, used); }, req->op);
+      if (!r) {
+        mdb_txn_abort(child);  // back to the parent's state; the others go on
+        req->result = r;
+        continue;
+      }
+      rc = mdb_txn_commit(child);
+      req->result = rc ? Expected<void>(lmdb_error(rc, "nested commit")) : Expected<void>();
+    }
+    rc = mdb_txn_commit(txn);  // the durable step: fsync unless sync is off
+    if (rc) fail_all(batch, lmdb_error(rc, "spool commit"));
+  }
+
+  Expected<smtp::Envelope> get_envelope(std::string_view id) override {
+    ReadTxn t(env_);
+    if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
+    MDB_val k = val(id), v;
+    int rc = mdb_get(t.get(), msg_, &k, &v);
+    if (rc) return lmdb_error(rc, fmt::format("message {}", id));
+    return decode_envelope(id, view(v));
+  }
+
+  Expected<std::string> get_body(std::string_view id) override {
+    ReadTxn t(env_);
+    if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
+    MDB_val k = val(id), v;
+    int rc = mdb_get(t.get(), body_, &k, &v);
+    if (rc) return lmdb_error(rc, fmt::format("body of {}", id));
+    return std::string(view(v));
+  }
+
+  Expected<void> for_each_scheduled(const std::function<void(const smtp::Envelope&)>& fn) override {
+    ReadTxn t(env_);
+    if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
+    MDB_cursor* cur;
+    int rc = mdb_cursor_open(t.get(), sched_, &cur);
+    if (rc) return lmdb_error(rc, "mdb_cursor_open");
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      std::string_view id = sched_key_id(view(k));
+      MDB_val mk = val(id), mv;
+      int grc = mdb_get(t.get(), msg_, &mk, &mv);
+      if (grc) {
+        log::error("spool.sched_orphan", {{"id", std::string(id)}, {"error", mdb_strerror(grc)}});
+        continue;
+      }
+      auto env = decode_envelope(id, view(mv));
+      if (!env) {
+        log::error("spool.corrupt", {{"id", std::string(id)}, {"error", env.error().message}});
+        continue;
+      }
+      fn(*env);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) return lmdb_error(rc, "walking the schedule");
+    return {};
+  }
+
+  Expected<uint64_t> message_count() override {
+    ReadTxn t(env_);
+    if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
+    MDB_stat st;
+    int rc = mdb_stat(t.get(), msg_, &st);
+    if (rc) return lmdb_error(rc, "mdb_stat");
+    return uint64_t(st.ms_entries);
+  }
+
+ private:
+  static void fail_all(std::span<WriteRequest* const> batch, const Error& e) {
+    for (WriteRequest* r : batch) r->result = e;
+  }
+
+  // Bytes in use: pages up to the high-water mark minus those on the free
+  // list (walked like mdb_stat -f does; the list is short in practice).
+  uint64_t used_bytes() {
+    MDB_envinfo info;
+    mdb_env_info(env_, &info);
+    uint64_t pages = uint64_t(info.me_last_pgno) + 1;
+    ReadTxn t(env_);
+    MDB_cursor* cur;
+    if (t.rc() == 0 && mdb_cursor_open(t.get(), 0, &cur) == 0) {  // dbi 0 is LMDB's free list
+      MDB_val k, v;
+      uint64_t free_pages = 0;
+      for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+           rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size >= sizeof(size_t)) free_pages += *static_cast<const size_t*>(v.mv_data);
+      }
+      mdb_cursor_close(cur);
+      pages = free_pages < pages ? pages - free_pages : 0;
+    }
+    return pages * page_size_;
+  }
+
+  Expected<void> put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view data) {
+    MDB_val k = val(key), v = val(data);
+    int rc = mdb_put(txn, dbi, &k, &v, 0);
+    if (rc) return lmdb_error(rc, "mdb_put");
+    return {};
+  }
+
+  Expected<void> do_op(MDB_txn* txn, InsertMessage& ins, uint64_t& used) {
+    const auto& env = ins.envelope;
+    std::string rec = encode_envelope(env);
+    // Bodies go in overflow pages: size rounded up, plus tree overhead.
+    uint64_t need = (rec.size() + ins.body.size()) * 11 / 10 + 4 * page_size_;
+    if (used + need + reserve_ > map_size_)
+      return Error(Errc::full, "spool is full (spool.max_size)");
+    if (auto r = put(txn, msg_, env.id, rec); !r) return r;
+    if (auto r = put(txn, body_, env.id, ins.body); !r) return r;
+    if (auto r = put(txn, sched_, sched_key(env.next_attempt_ms, env.id), ""); !r) return r;
+    used += need;
+    return {};
+  }
+
+  Expected<void> do_op(MDB_txn* txn, DeleteMessage& del, uint64_t&) {
+    MDB_val k = val(del.id), v;
+    int rc = mdb_get(txn, msg_, &k, &v);
+    if (rc) return lmdb_error(rc, fmt::format("message {}", del.id));
+    auto env = decode_envelope(del.id, view(v));
+    if (env) {
+      std::string sk = sched_key(env->next_attempt_ms, del.id);
+      MDB_val skv = val(sk);
+      mdb_del(txn, sched_, &skv, nullptr);
+    }
+    k = val(del.id);
+    rc = mdb_del(txn, msg_, &k, nullptr);
+    if (rc) return lmdb_error(rc, "mdb_del msg");
+    rc = mdb_del(txn, body_, &k, nullptr);
+    if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "mdb_del body");
+    return {};
+  }
+
+  MDB_env* env_ = nullptr;
+  MDB_dbi msg_ = 0, body_ = 0, sched_ = 0, log_ = 0, suppress_ = 0;
+  uint64_t map_size_ = 0, reserve_ = 0, page_size_ = 4096;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<Spool>> open_lmdb_spool(const LmdbOptions& opts) {
+  auto s = std::make_unique<LmdbSpool>();
+  if (auto r = s->open(opts); !r) return r.error();
+  return std::unique_ptr<Spool>(std::move(s));
+}
+
+}  // namespace ferry::spool

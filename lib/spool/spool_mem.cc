@@ -1,0 +1,87 @@
+// In-memory Spool for tests: same contract as LMDB, including "full" when
+// max_bytes would be exceeded, so the contract tests can cover it.
+#include <map>
+#include <mutex>
+
+#include "spool/spool.h"
+#include "spool/spool_record.h"
+
+namespace ferry::spool {
+namespace {
+
+class MemSpool final : public Spool {
+ public:
+  explicit MemSpool(uint64_t max_bytes) : max_bytes_(max_bytes) {}
+
+  void apply(std::span<WriteRequest* const> batch) override {
+    std::lock_guard lock(mu_);
+    for (WriteRequest* req : batch) {
+      if (auto* ins = std::get_if<InsertMessage>(&req->op)) {
+        std::string rec = encode_envelope(ins->envelope);
+        uint64_t need = rec.size() + ins->body.size();
+        if (used_ + need > max_bytes_) {
+          req->result = Error(Errc::full, "spool is full");
+          continue;
+        }
+        used_ += need;
+        const auto& id = ins->envelope.id;
+        sched_[sched_key(ins->envelope.next_attempt_ms, id)] = id;
+        msgs_[id] = {std::move(rec), ins->body};
+        req->result = {};
+      } else if (auto* del = std::get_if<DeleteMessage>(&req->op)) {
+        auto it = msgs_.find(del->id);
+        if (it == msgs_.end()) {
+          req->result = Error(Errc::not_found, "no such message " + del->id);
+          continue;
+        }
+        auto env = decode_envelope(del->id, it->second.first);
+        if (env) sched_.erase(sched_key(env->next_attempt_ms, del->id));
+        used_ -= it->second.first.size() + it->second.second.size();
+        msgs_.erase(it);
+        req->result = {};
+      }
+    }
+  }
+
+  Expected<smtp::Envelope> get_envelope(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    auto it = msgs_.find(std::string(id));
+    if (it == msgs_.end()) return Error(Errc::not_found, "no such message " + std::string(id));
+    return decode_envelope(id, it->second.first);
+  }
+
+  Expected<std::string> get_body(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    auto it = msgs_.find(std::string(id));
+    if (it == msgs_.end()) return Error(Errc::not_found, "no such message " + std::string(id));
+    return it->second.second;
+  }
+
+  Expected<void> for_each_scheduled(const std::function<void(const smtp::Envelope&)>& fn) override {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, id] : sched_) {
+      auto env = decode_envelope(id, msgs_.at(id).first);
+      if (!env) return env.error();
+      fn(*env);
+    }
+    return {};
+  }
+
+  Expected<uint64_t> message_count() override {
+    std::lock_guard lock(mu_);
+    return uint64_t(msgs_.size());
+  }
+
+ private:
+  std::mutex mu_;
+  uint64_t max_bytes_;
+  uint64_t used_ = 0;
+  std::map<std::string, std::pair<std::string, std::string>> msgs_;  // id → (record, body)
+  std::map<std::string, std::string> sched_;                         // sched key → id
+};
+
+}  // namespace
+
+std::unique_ptr<Spool> make_mem_spool(uint64_t max_bytes) { return std::make_unique<MemSpool>(max_bytes); }
+
+}  // namespace ferry::spool

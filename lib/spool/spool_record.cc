@@ -1,0 +1,81 @@
+// See spool_record.h.
+#include "spool/spool_record.h"
+
+#include "util/bytes.h"
+
+namespace ferry::spool {
+namespace {
+constexpr uint8_t kVersion = 1;
+}
+
+std::string encode_envelope(const smtp::Envelope& e) {
+  ByteWriter w;
+  w.u8(kVersion);
+  w.str(e.sender);
+  w.u64(uint64_t(e.created_ms));
+  w.u64(uint64_t(e.next_attempt_ms));
+  w.varint(e.size);
+  w.u8(uint8_t(e.body));
+  w.u8(e.smtputf8 ? 1 : 0);
+  w.u8(uint8_t(e.ret));
+  w.str(e.envid);
+  w.str(e.client_ip);
+  w.str(e.helo);
+  w.str(e.auth_user);
+  w.str(e.listener);
+  w.varint(e.rcpts.size());
+  for (const auto& r : e.rcpts) {
+    w.str(r.address);
+    w.str(r.orcpt);
+    w.u8(r.notify);
+    w.u8(uint8_t(r.state));
+    w.varint(r.attempts);
+    w.varint(uint64_t(r.last_code));
+    w.str(r.last_response);
+  }
+  return w.take();
+}
+
+Expected<smtp::Envelope> decode_envelope(std::string_view id, std::string_view data) {
+  ByteReader r(data);
+  smtp::Envelope e;
+  e.id = std::string(id);
+  uint8_t version = 0, body = 0, utf8 = 0, ret = 0;
+  uint64_t created = 0, next = 0, n = 0;
+  auto corrupt = [&] { return Error(Errc::corrupt, "envelope record " + e.id + " is corrupt"); };
+  if (!r.u8(version)) return corrupt();
+  if (version != kVersion)
+    return Error(Errc::corrupt, "envelope record " + e.id + " has unknown version " + std::to_string(version));
+  if (!(r.str(e.sender) && r.u64(created) && r.u64(next) && r.varint(e.size) && r.u8(body) &&
+        r.u8(utf8) && r.u8(ret) && r.str(e.envid) && r.str(e.client_ip) && r.str(e.helo) &&
+        r.str(e.auth_user) && r.str(e.listener) && r.varint(n)))
+    return corrupt();
+  if (body > 3 || ret > 2 || n > data.size()) return corrupt();
+  e.created_ms = int64_t(created);
+  e.next_attempt_ms = int64_t(next);
+  e.body = smtp::BodyType(body);
+  e.smtputf8 = utf8 != 0;
+  e.ret = smtp::DsnRet(ret);
+  e.rcpts.resize(n);
+  for (auto& rc : e.rcpts) {
+    uint8_t state = 0;
+    uint64_t attempts = 0, code = 0;
+    if (!(r.str(rc.address) && r.str(rc.orcpt) && r.u8(rc.notify) && r.u8(state) &&
+          r.varint(attempts) && r.varint(code) && r.str(rc.last_response)))
+      return corrupt();
+    if (state > 3) return corrupt();
+    rc.state = smtp::RcptState(state);
+    rc.attempts = uint32_t(attempts);
+    rc.last_code = int(code);
+  }
+  if (!r.done()) return corrupt();
+  return e;
+}
+
+std::string sched_key(int64_t next_attempt_ms, std::string_view id) {
+  return be64(uint64_t(next_attempt_ms)) + std::string(id);
+}
+
+std::string_view sched_key_id(std::string_view key) { return key.size() > 8 ? key.substr(8) : ""; }
+
+}  // namespace ferry::spool

@@ -1,0 +1,21 @@
+// The versioned binary form of an envelope in the `msg` database, and the
+// `sched` key layout. Version 1; a reader refuses versions it does not know
+// rather than guessing, so an old ferryd never misreads a newer spool.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "smtp/smtp_envelope.h"
+#include "util/expected.h"
+
+namespace ferry::spool {
+
+std::string encode_envelope(const smtp::Envelope& env);
+Expected<smtp::Envelope> decode_envelope(std::string_view id, std::string_view data);
+
+// (next_attempt_ms big-endian, id): byte order is schedule order.
+std::string sched_key(int64_t next_attempt_ms, std::string_view id);
+std::string_view sched_key_id(std::string_view key);
+
+}  // namespace ferry::spool

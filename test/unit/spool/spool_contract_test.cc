@@ -1,0 +1,161 @@
+// One contract, every Spool implementation: insert, read back, schedule
+// order, delete, full spool, record corruption, persistence (LMDB).
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "spool/spool.h"
+#include "spool/spool_record.h"
+
+using namespace ferry;
+using namespace ferry::spool;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/ferry-spool-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+smtp::Envelope envelope(std::string id, int64_t next, size_t rcpts = 1) {
+  smtp::Envelope e;
+  e.id = std::move(id);
+  e.sender = "app@example.com";
+  e.created_ms = 1000;
+  e.next_attempt_ms = next;
+  e.size = 5;
+  e.body = smtp::BodyType::eightbitmime;
+  e.ret = smtp::DsnRet::hdrs;
+  e.envid = "ENV1";
+  e.client_ip = "127.0.0.1";
+  e.auth_user = "app";
+  for (size_t i = 0; i < rcpts; ++i)
+    e.rcpts.push_back({"r" + std::to_string(i) + "@example.org", "rfc822;x", smtp::kNotifyFailure,
+                       smtp::RcptState::pending, 0, 0, ""});
+  return e;
+}
+
+Expected<void> insert(Spool& s, smtp::Envelope e, std::string body) {
+  WriteRequest r{InsertMessage{std::move(e), std::move(body)}, {}, {}};
+  WriteRequest* p = &r;
+  s.apply({&p, 1});
+  return r.result;
+}
+
+Expected<void> remove(Spool& s, std::string id) {
+  WriteRequest r{DeleteMessage{std::move(id)}, {}, {}};
+  WriteRequest* p = &r;
+  s.apply({&p, 1});
+  return r.result;
+}
+
+void contract(Spool& s) {
+  SUBCASE("insert and read back") {
+    REQUIRE(insert(s, envelope("B", 200, 3), "hello").ok());
+    auto e = s.get_envelope("B");
+    REQUIRE(e.ok());
+    CHECK(e->sender == "app@example.com");
+    CHECK(e->rcpts.size() == 3);
+    CHECK(e->rcpts[2].address == "r2@example.org");
+    CHECK(e->ret == smtp::DsnRet::hdrs);
+    CHECK(e->envid == "ENV1");
+    CHECK(*s.get_body("B") == "hello");
+    CHECK(*s.message_count() == 1);
+  }
+  SUBCASE("schedule walk is in next-attempt order") {
+    REQUIRE(insert(s, envelope("A", 300), "a").ok());
+    REQUIRE(insert(s, envelope("B", 100), "b").ok());
+    REQUIRE(insert(s, envelope("C", 200), "c").ok());
+    std::string order;
+    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope& e) { order += e.id; }).ok());
+    CHECK(order == "BCA");
+  }
+  SUBCASE("delete removes envelope, body and schedule entry") {
+    REQUIRE(insert(s, envelope("A", 1), "a").ok());
+    REQUIRE(remove(s, "A").ok());
+    CHECK(s.get_envelope("A").error().code == Errc::not_found);
+    CHECK(s.get_body("A").error().code == Errc::not_found);
+    int n = 0;
+    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope&) { ++n; }).ok());
+    CHECK(n == 0);
+    CHECK(remove(s, "A").error().code == Errc::not_found);
+  }
+  SUBCASE("a full spool refuses one message and keeps the others") {
+    std::string big(200 * 1024, 'x');
+    int accepted = 0;
+    bool full = false;
+    for (int i = 0; i < 200 && !full; ++i) {
+      auto r = insert(s, envelope("M" + std::to_string(1000 + i), i), big);
+      if (r.ok()) {
+        ++accepted;
+      } else {
+        CHECK(r.error().code == Errc::full);
+        full = true;
+      }
+    }
+    CHECK(full);
+    CHECK(accepted > 0);
+    // A batch mixing a small and a too-big message commits the small one.
+    WriteRequest small{InsertMessage{envelope("S", 1), "tiny"}, {}, {}};
+    WriteRequest huge{InsertMessage{envelope("H", 1), std::string(4 << 20, 'y')}, {}, {}};
+    WriteRequest* batch[] = {&huge, &small};
+    s.apply(batch);
+    CHECK(huge.result.error().code == Errc::full);
+    CHECK(small.result.ok());
+    // Deletes still work in a full spool, and make room again.
+    for (int i = 0; i < accepted; ++i) CHECK(remove(s, "M" + std::to_string(1000 + i)).ok());
+    CHECK(insert(s, envelope("AFTER", 1), big).ok());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("spool contract: memory") {
+  auto s = make_mem_spool(2 * 1024 * 1024);
+  contract(*s);
+}
+
+TEST_CASE("spool contract: LMDB") {
+  TempDir dir;
+  auto s = open_lmdb_spool({dir.path, 2 * 1024 * 1024, true});
+  REQUIRE_MESSAGE(s.ok(), s.error().message);
+  contract(**s);
+}
+
+TEST_CASE("LMDB spool survives reopening") {
+  TempDir dir;
+  {
+    auto s = open_lmdb_spool({dir.path, 8 << 20, true});
+    REQUIRE(s.ok());
+    REQUIRE(insert(**s, envelope("P", 5), "persist").ok());
+  }
+  auto s = open_lmdb_spool({dir.path, 8 << 20, true});
+  REQUIRE(s.ok());
+  CHECK(*(*s)->get_body("P") == "persist");
+  CHECK((*s)->get_envelope("P")->rcpts.size() == 1);
+}
+
+TEST_CASE("envelope records: round trip, truncation and unknown versions") {
+  auto e = envelope("ID", 77, 2);
+  e.rcpts[1].state = smtp::RcptState::bounced;
+  e.rcpts[1].last_code = 550;
+  e.rcpts[1].last_response = "no such user";
+  std::string rec = encode_envelope(e);
+  auto back = decode_envelope("ID", rec);
+  REQUIRE(back.ok());
+  CHECK(back->rcpts[1].state == smtp::RcptState::bounced);
+  CHECK(back->rcpts[1].last_code == 550);
+  CHECK(back->next_attempt_ms == 77);
+  for (size_t cut = 0; cut < rec.size(); ++cut)
+    CHECK(decode_envelope("ID", rec.substr(0, cut)).error().code == Errc::corrupt);
+  std::string v2 = rec;
+  v2[0] = 2;
+  CHECK_FALSE(decode_envelope("ID", v2).ok());
+  CHECK_FALSE(decode_envelope("ID", rec + "x").ok());
+}
