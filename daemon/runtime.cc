@@ -1,0 +1,27 @@
+// See runtime.h.
+#include "runtime.h"
+
+namespace ferry {
+
+Expected<std::shared_ptr<const Runtime>> build_runtime(config::Config cfg) {
+  auto rt = std::make_shared<Runtime>();
+  bool tls = false, users = false;
+  for (const auto& l : cfg.listeners) {
+    tls |= l.tls != config::TlsMode::none;
+    users |= l.auth != config::AuthMode::none;
+  }
+  if (tls) {
+    auto ctx = net::TlsContext::server(cfg.tls.certificate, cfg.tls.key, cfg.tls.min_version);
+    if (!ctx) return ctx.error();
+    rt->tls = *ctx;
+  }
+  if (users) {
+    auto db = auth::UserDb::load(cfg.auth.users_file);
+    if (!db) return db.error();
+    rt->users = *db;
+  }
+  rt->cfg = std::move(cfg);
+  return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+}  // namespace ferry

@@ -1,0 +1,25 @@
+// What a session needs from the configuration, built once per (re)load:
+// the config itself plus objects made from it (TLS context, users). Sessions
+// keep the snapshot they started with, so a reload never changes the rules
+// in the middle of a conversation.
+#pragma once
+
+#include <memory>
+
+#include "auth/auth_users.h"
+#include "config/config.h"
+#include "net/net_tls.h"
+#include "util/expected.h"
+
+namespace ferry {
+
+struct Runtime {
+  config::Config cfg;
+  std::shared_ptr<net::TlsContext> tls;          // null when no listener uses TLS
+  std::shared_ptr<const auth::UserDb> users;     // null when no listener offers AUTH
+};
+
+// Builds a runtime from a loaded config: reads certificates and users.
+Expected<std::shared_ptr<const Runtime>> build_runtime(config::Config cfg);
+
+}  // namespace ferry

@@ -1,0 +1,244 @@
+// See server.h.
+#include "server.h"
+
+#include <openssl/crypto.h>
+#include <systemd/sd-daemon.h>
+
+#include <fmt/format.h>
+
+#include "smtp_session.h"
+#include "util/log.h"
+
+namespace ferry {
+namespace {
+template <class H>
+void close(H* h) {
+  uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<H*>(x); });
+}
+}  // namespace
+
+Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> rt, std::unique_ptr<spool::Spool> spool)
+    : loop_(loop), rt_(std::move(rt)), spool_(std::move(spool)) {}
+
+Server::~Server() {
+  if (writer_) writer_->stop();
+}
+
+Expected<void> Server::start() {
+  spool_async_ = new uv_async_t;
+  uv_async_init(loop_, spool_async_, [](uv_async_t* a) { static_cast<Server*>(a->data)->on_spool_wakeup(); });
+  spool_async_->data = this;
+  writer_ = std::make_unique<spool::SpoolWriter>(*spool_, [this] { uv_async_send(spool_async_); });
+
+  // Recovery: a restart finds every committed message by walking the
+  // schedule index. Delivery picks them up from there.
+  uint64_t recovered = 0, recipients = 0;
+  if (auto r = spool_->for_each_scheduled([&](const smtp::Envelope& e) {
+        ++recovered;
+        recipients += e.rcpts.size();
+      });
+      !r)
+    return r.error();
+  log::info("spool.recovered", {{"messages", recovered}, {"recipients", recipients},
+                                {"path", rt_->cfg.spool.path}});
+
+  if (auto r = bind_listeners(rt_->cfg); !r) return r;
+
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    auto* h = new uv_signal_t;
+    uv_signal_init(loop_, h);
+    h->data = this;
+    uv_signal_start(
+        h,
+        [](uv_signal_t* s, int signum) {
+          auto* self = static_cast<Server*>(s->data);
+          if (signum == SIGHUP)
+            self->reload();
+          else
+            self->shutdown();
+        },
+        sig);
+    signals_.push_back(h);
+  }
+  sd_notify(0, "READY=1");
+  log::info("ferryd.ready", {{"version", FERRY_VERSION}});
+  return {};
+}
+
+Expected<void> Server::bind_listeners(const config::Config& cfg) {
+  // Keep sockets whose address is unchanged (no connection is dropped and no
+  // port is briefly closed); bind new ones before dropping old ones, so a
+  // failed bind leaves everything as it was.
+  std::vector<BoundListener> next;
+  for (const auto& lc : cfg.listeners) {
+    BoundListener bl{lc, nullptr};
+    for (auto& old : listeners_)
+      if (old.listener && old.cfg.address.str() == lc.address.str() && lc.address.port != 0)
+        bl.listener = std::move(old.listener);
+    if (!bl.listener) {
+      auto l = net::Listener::bind(loop_, lc.address.host, lc.address.port,
+                                   [this](uv_stream_t* s) { on_accept(s); });
+      if (!l) {
+        // Put back what we took, then fail.
+        for (auto& n : next)
+          for (auto& old : listeners_)
+            if (!old.listener && old.cfg.address.str() == n.cfg.address.str() && n.listener &&
+                n.cfg.address.port != 0)
+              old.listener = std::move(n.listener);
+        return Error(l.error().code, fmt::format("listener '{}': {}", lc.name, l.error().message));
+      }
+      bl.listener = std::move(*l);
+      log::info("listener.bound", {{"name", lc.name}, {"address", bl.listener->bound_address()},
+                                   {"tls", lc.tls == config::TlsMode::none       ? "none"
+                                           : lc.tls == config::TlsMode::starttls ? "starttls"
+                                                                                  : "implicit"}});
+    }
+    next.push_back(std::move(bl));
+  }
+  for (auto& old : listeners_)
+    if (old.listener) log::info("listener.closed", {{"name", old.cfg.name}});
+  listeners_ = std::move(next);
+  return {};
+}
+
+void Server::on_accept(uv_stream_t* server) {
+  // The listener is found by its socket: a reload may reorder or keep them.
+  const config::ListenerConfig* lc = nullptr;
+  for (const auto& bl : listeners_)
+    if (bl.listener && bl.listener->handle() == server) lc = &bl.cfg;
+  if (lc == nullptr) return;
+  auto conn = net::Connection::accept(server);
+  if (!conn) return;
+  counters_.connections++;
+  uint64_t id = next_session_id_++;
+  std::string ip = conn->peer_ip();
+  auto session = std::make_unique<SmtpSession>(*this, id, std::move(conn), *lc, rt_);
+  SmtpSession* s = session.get();
+  sessions_.emplace(id, std::move(session));
+  uint64_t& per = per_client_[ip];
+  ++per;
+  const auto& limits = rt_->cfg.limits;
+  if (sessions_.size() > limits.max_connections) {
+    log::warn("smtp.too_many_connections", {{"client", ip}, {"open", sessions_.size()}});
+    s->refuse(smtp::reply(421, "4.7.0", rt_->cfg.server.hostname + " Too many connections, try again later"));
+    return;
+  }
+  if (per > limits.max_connections_per_client) {
+    log::warn("smtp.too_many_connections_from_client", {{"client", ip}, {"open", per}});
+    s->refuse(smtp::reply(421, "4.7.0", rt_->cfg.server.hostname + " Too many connections from your address"));
+    return;
+  }
+  s->start();
+}
+
+SmtpSession* Server::find_session(uint64_t id) {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+void Server::session_closed(uint64_t id, const std::string& client_ip) {
+  auto it = per_client_.find(client_ip);
+  if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
+  sessions_.erase(id);
+  if (shutting_down_) maybe_finish_shutdown();
+}
+
+void Server::on_spool_wakeup() {
+  for (auto& req : writer_->take_completed())
+    if (req->done) req->done(*req);
+}
+
+namespace {
+struct VerifyWork {
+  uv_work_t req;
+  Server* server;
+  uint64_t session_id;
+  std::shared_ptr<const auth::UserDb> users;
+  std::string user;
+  std::string password;
+  bool ok = false;
+};
+}  // namespace
+
+void Server::verify_password(uint64_t session_id, std::shared_ptr<const auth::UserDb> users,
+                             std::string user, std::string password) {
+  auto* w = new VerifyWork{{}, this, session_id, std::move(users), std::move(user), std::move(password)};
+  w->req.data = w;
+  uv_queue_work(
+      loop_, &w->req,
+      [](uv_work_t* r) {
+        auto* w = static_cast<VerifyWork*>(r->data);
+        w->ok = w->users->verify(w->user, w->password);
+        OPENSSL_cleanse(w->password.data(), w->password.size());
+      },
+      [](uv_work_t* r, int) {
+        std::unique_ptr<VerifyWork> w(static_cast<VerifyWork*>(r->data));
+        if (SmtpSession* s = w->server->find_session(w->session_id)) s->on_auth_result(w->ok, w->user);
+      });
+}
+
+void Server::reload() {
+  sd_notify(0, "RELOADING=1");
+  auto done = [] { sd_notify(0, "READY=1"); };
+  auto cfg = config::load_file(rt_->cfg.file);
+  if (!cfg) {
+    log::error("reload.failed", {{"error", cfg.error().message}});
+    return done();
+  }
+  if (cfg->spool.path != rt_->cfg.spool.path)
+    log::warn("reload.ignored", {{"key", "spool.path"}, {"why", "needs a restart"}});
+  auto rt = build_runtime(std::move(*cfg));
+  if (!rt) {
+    log::error("reload.failed", {{"error", rt.error().message}});
+    return done();
+  }
+  if (auto r = bind_listeners((*rt)->cfg); !r) {
+    log::error("reload.failed", {{"error", r.error().message}});
+    return done();
+  }
+  log::configure((*rt)->cfg.logging.format, (*rt)->cfg.logging.level);
+  rt_ = *rt;  // sessions already open keep the snapshot they started with
+  log::info("reload.ok", {{"file", rt_->cfg.file}, {"listeners", listeners_.size()}});
+  done();
+}
+
+void Server::shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  sd_notify(0, "STOPPING=1");
+  log::info("ferryd.stopping", {{"sessions", sessions_.size()}});
+  listeners_.clear();  // stop accepting
+  std::vector<uint64_t> ids;
+  for (auto& [id, s] : sessions_) ids.push_back(id);
+  for (uint64_t id : ids)
+    if (SmtpSession* s = find_session(id)) s->shutdown();
+  shutdown_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, shutdown_timer_);
+  shutdown_timer_->data = this;
+  uv_timer_start(
+      shutdown_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Server*>(t->data);
+        log::warn("ferryd.shutdown_timeout", {{"sessions", self->sessions_.size()}});
+        for (auto& [id, s] : self->sessions_) s->force_close();
+      },
+      uint64_t(rt_->cfg.server.shutdown_timeout.count()), 0);
+  maybe_finish_shutdown();
+}
+
+void Server::maybe_finish_shutdown() {
+  if (!sessions_.empty()) return;
+  writer_->stop();       // every submitted commit has returned
+  on_spool_wakeup();     // and its waiters are answered (none left)
+  if (shutdown_timer_) {
+    close(shutdown_timer_);
+    shutdown_timer_ = nullptr;
+  }
+  close(spool_async_);
+  spool_async_ = nullptr;
+  for (auto* s : signals_) close(s);
+  signals_.clear();
+  log::info("ferryd.stopped", {{"accepted", counters_.messages_accepted}});
+}
+
+}  // namespace ferry

@@ -1,0 +1,84 @@
+// The server: owns the loop's listeners, the open sessions, the spool and
+// its writer thread, and the signal handlers. Wiring only: protocol rules
+// live in lib/smtp and in the session.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "net/net_listener.h"
+#include "runtime.h"
+#include "spool/spool.h"
+#include "spool/spool_writer.h"
+#include "util/clock.h"
+#include "util/ids.h"
+
+namespace ferry {
+
+class SmtpSession;
+
+struct Counters {
+  uint64_t connections = 0;
+  uint64_t messages_accepted = 0;
+  uint64_t messages_rejected = 0;
+  uint64_t auth_failures = 0;
+};
+
+class Server {
+ public:
+  Server(uv_loop_t* loop, std::shared_ptr<const Runtime> rt, std::unique_ptr<spool::Spool> spool);
+  ~Server();
+
+  // Binds listeners, recovers the spool, installs signal handlers.
+  Expected<void> start();
+  // Re-reads the config file; keeps the old one if the new one is invalid.
+  void reload();
+  // Stops accepting and ends sessions (bounded by server.shutdown_timeout).
+  void shutdown();
+
+  uv_loop_t* loop() const { return loop_; }
+  const Clock& clock() const { return clock_; }
+  std::string new_message_id() { return ids_.next(clock_.now_ms()); }
+  Counters& counters() { return counters_; }
+
+  void submit(std::unique_ptr<spool::WriteRequest> req) { writer_->submit(std::move(req)); }
+  SmtpSession* find_session(uint64_t id);
+  void session_closed(uint64_t id, const std::string& client_ip);
+  // Runs user/password verification on the thread pool; calls back on the loop.
+  void verify_password(uint64_t session_id, std::shared_ptr<const auth::UserDb> users,
+                       std::string user, std::string password);
+
+ private:
+  struct BoundListener {
+    config::ListenerConfig cfg;
+    std::unique_ptr<net::Listener> listener;
+  };
+  void on_accept(uv_stream_t* server);
+  void on_spool_wakeup();
+  Expected<void> bind_listeners(const config::Config& cfg);
+  void maybe_finish_shutdown();
+
+  uv_loop_t* loop_;
+  std::shared_ptr<const Runtime> rt_;
+  std::unique_ptr<spool::Spool> spool_;
+  std::unique_ptr<spool::SpoolWriter> writer_;
+  uv_async_t* spool_async_ = nullptr;
+  std::vector<uv_signal_t*> signals_;
+  std::vector<BoundListener> listeners_;
+  std::map<uint64_t, std::unique_ptr<SmtpSession>> sessions_;
+  std::unordered_map<std::string, uint64_t> per_client_;
+  uint64_t next_session_id_ = 1;
+  bool shutting_down_ = false;
+  uv_timer_t* shutdown_timer_ = nullptr;
+  SystemClock clock_;
+  IdGenerator ids_;
+  Counters counters_;
+};
+
+}  // namespace ferry

@@ -1,0 +1,156 @@
+// Message content: DATA and BDAT bytes through the pure DataReader, then the
+// spool commit. The 250 is sent only from on_commit, after the writer
+// thread's transaction has returned: mail accepted is mail owed.
+#include <fmt/format.h>
+
+#include "msg/msg_received.h"
+#include "server.h"
+#include "smtp_session.h"
+#include "util/log.h"
+
+namespace ferry {
+
+using smtp::reply;
+
+void SmtpSession::process_data_input() {
+  auto r = txn_.reader->feed(pending_input(), txn_.body);
+  consume(r.consumed);
+  if (r.done) finish_message();
+}
+
+void SmtpSession::process_bdat_input() {
+  std::string_view in = pending_input();
+  size_t take = size_t(std::min<uint64_t>(txn_.bdat_remaining, in.size()));
+  if (!txn_.bdat_failed) txn_.reader->feed(in.substr(0, take), txn_.body);
+  consume(take);
+  txn_.bdat_remaining -= take;
+  if (txn_.bdat_remaining > 0) return;
+  state_ = State::command;
+  arm_timer();
+  if (txn_.bdat_failed) {
+    txn_.bdat_failed = false;
+    return protocol_error(reply(503, "5.5.1", "BDAT without a valid MAIL and RCPT"));
+  }
+  if (!txn_.bdat_last) {
+    send(reply(250, "2.0.0", fmt::format("{} octets received", txn_.reader->size())));
+    return;
+  }
+  txn_.reader->finish_chunked();
+  finish_message();
+}
+
+std::string SmtpSession::received_header(const std::string& id) const {
+  msg::ReceivedInfo info;
+  info.helo = helo_;
+  info.client_ip = client_ip_;
+  info.by_host = cfg_.server.hostname;
+  info.id = id;
+  info.esmtp = esmtp_;
+  info.authenticated = !auth_user_.empty();
+  info.smtputf8 = txn_.params.smtputf8;
+  info.tls_version = conn_->tls_version();
+  info.tls_cipher = conn_->tls_cipher();
+  info.tls_bits = conn_->tls_bits();
+  info.unix_ms = server_.clock().now_ms();
+  return msg::build_received(info);
+}
+
+void SmtpSession::finish_message() {
+  state_ = State::command;
+  arm_timer();
+  const auto& reader = *txn_.reader;
+  auto reject = [&](const smtp::Reply& r, const char* why) {
+    log::info("smtp.rejected", {{"session", id_}, {"client", client_ip_}, {"reason", why},
+                                {"reply", r.summary()}});
+    server_.counters().messages_rejected++;
+    reset_transaction();
+    protocol_error(r);
+  };
+  switch (reader.error()) {
+    case smtp::DataError::bare_lf:
+      return reject(reply(550, "5.6.0", "Message contains a bare LF; lines must end with CRLF"), "bare LF");
+    case smtp::DataError::bare_cr:
+      return reject(reply(550, "5.6.0", "Message contains a bare CR; lines must end with CRLF"), "bare CR");
+    case smtp::DataError::line_too_long:
+      return reject(reply(550, "5.6.0", "Message has a line longer than 998 characters"), "line too long");
+    case smtp::DataError::none:
+      break;
+  }
+  if (reader.oversize())
+    return reject(reply(552, "5.3.4", "Message size exceeds fixed maximum message size"), "too big");
+
+  auto req = std::make_unique<spool::WriteRequest>();
+  smtp::Envelope env;
+  env.id = server_.new_message_id();
+  env.sender = txn_.sender ? txn_.sender->str() : "";
+  env.rcpts = std::move(txn_.rcpts);
+  env.created_ms = server_.clock().now_ms();
+  env.next_attempt_ms = env.created_ms;
+  env.body = txn_.params.body;
+  env.smtputf8 = txn_.params.smtputf8;
+  env.ret = txn_.params.ret;
+  env.envid = txn_.params.envid;
+  env.client_ip = client_ip_;
+  env.helo = helo_;
+  env.auth_user = auth_user_;
+  env.listener = listener_.name;
+  std::string body = received_header(env.id);
+  body.reserve(body.size() + txn_.body.size());
+  body += txn_.body;
+  env.size = body.size();
+  req->op = spool::InsertMessage{std::move(env), std::move(body)};
+  Server* server = &server_;
+  uint64_t sid = id_;
+  req->done = [server, sid](spool::WriteRequest& r) {
+    if (SmtpSession* s = server->find_session(sid)) {
+      s->on_commit(r);
+      return;
+    }
+    // The client left before the commit returned: the message is queued
+    // all the same (it may arrive twice if the client retries: RFC 1047).
+    if (r.result.ok())
+      log::info("smtp.queued_after_disconnect",
+                {{"id", std::get<spool::InsertMessage>(r.op).envelope.id}});
+  };
+  txn_.body.clear();
+  txn_.body.shrink_to_fit();
+  waiting_commit_ = true;
+  timer_.stop();
+  server_.submit(std::move(req));
+}
+
+void SmtpSession::on_commit(spool::WriteRequest& req) {
+  waiting_commit_ = false;
+  const auto& ins = std::get<spool::InsertMessage>(req.op);
+  const auto& env = ins.envelope;
+  if (req.result.ok()) {
+    ++messages_;
+    server_.counters().messages_accepted++;
+    log::info("received", {{"id", env.id},
+                           {"from", env.sender},
+                           {"nrcpt", env.rcpts.size()},
+                           {"size", env.size},
+                           {"client_ip", env.client_ip},
+                           {"auth_user", env.auth_user},
+                           {"tls", conn_->tls_version()},
+                           {"listener", env.listener}});
+    send(reply(250, "2.0.0", "Ok: queued as " + env.id));
+  } else if (req.result.error().code == Errc::full) {
+    log::warn("smtp.spool_full", {{"session", id_}, {"client", client_ip_}, {"size", env.size}});
+    server_.counters().messages_rejected++;
+    send(reply(452, "4.3.1", "Insufficient system storage"));
+  } else {
+    log::error("smtp.spool_error", {{"session", id_}, {"error", req.result.error().message}});
+    server_.counters().messages_rejected++;
+    send(reply(451, "4.3.0", "Local error in processing"));
+  }
+  reset_transaction();
+  if (shutting_down_) {
+    close_with(reply(421, "4.3.2", cfg_.server.hostname + " Service shutting down"), "shutdown");
+    return;
+  }
+  arm_timer();
+  process();
+}
+
+}  // namespace ferry
