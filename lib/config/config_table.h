@@ -84,6 +84,8 @@ void load_map(T& out, const YAML::Node& map, std::span<const Key<T>> table,
     for (const auto& k : table) {
       std::string kp = k.path;
       known.push_back(kp);
+      for (size_t dot = kp.find('.'); dot != std::string::npos; dot = kp.find('.', dot + 1))
+        known.push_back(kp.substr(0, dot));  // sections too: "limit" → "limits"
       if (kp == path) match = &k;
       if (kp.size() > path.size() && kp.compare(0, path.size() + 1, path + ".") == 0)
         is_section = true;

@@ -1,0 +1,73 @@
+"""SMTP smuggling: end-of-data lookalikes inside DATA never split a message.
+
+Each payload carries a second, smuggled transaction after a fake terminator.
+A vulnerable server would answer it (two 250s) and queue a second message
+from evil@attacker.example. ferryd must answer exactly once, with a 5xx,
+queue nothing, and keep the session usable."""
+import unittest
+
+from harness import Ferry, Raw, main
+
+SMUGGLED = (b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.org>\r\n"
+            b"DATA\r\nSubject: smuggled\r\n\r\nforged\r\n")
+
+
+class Smuggling(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.f = Ferry().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.f.stop()
+        cls.f.cleanup()
+        assert rc == 0
+
+    def attempt(self, fake_end):
+        before = self.f.spool_ids()
+        r = Raw(self.f.port("relay"))
+        r.reply()
+        r.send(b"EHLO app.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+        self.assertEqual([r.reply()[0] for _ in range(4)], [250, 250, 250, 354])
+        r.send(b"Subject: legit\r\n\r\nbody" + fake_end + SMUGGLED + b".\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 550, text)
+        self.assertIn("5.6.0", text)
+        # Exactly one reply: the next thing we hear answers our NOOP.
+        r.send(b"NOOP\r\n")
+        self.assertEqual(r.reply(), (250, "250 2.0.0 Ok"))
+        r.close()
+        self.assertEqual(self.f.spool_ids(), before)
+
+    def test_lf_dot_lf(self):
+        self.attempt(b"\n.\n")
+
+    def test_cr_dot_lf(self):
+        self.attempt(b"\r.\n")
+
+    def test_lf_dot_crlf(self):
+        self.attempt(b"\n.\r\n")
+
+    def test_cr_dot_cr(self):
+        self.attempt(b"\r.\r")
+
+    def test_crlf_dot_lf(self):
+        self.attempt(b"\r\n.\n")
+
+    def test_bare_lf_in_body_is_refused(self):
+        self.attempt(b"\nplain bare LF line\r\n")
+
+    def test_clean_message_still_accepted(self):
+        r = Raw(self.f.port("relay"))
+        r.reply()
+        r.send(b"EHLO a\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+        [r.reply() for _ in range(4)]
+        r.send(b"Subject: ok\r\n\r\n..dot-stuffed line\r\n.\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 250)
+        msg_id = text.split()[-1]
+        self.assertTrue(self.f.spool_body(msg_id).endswith(b"\r\n\r\n.dot-stuffed line\r\n"))
+
+
+if __name__ == "__main__":
+    main()
