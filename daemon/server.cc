@@ -238,7 +238,12 @@ void Server::maybe_finish_shutdown() {
   spool_async_ = nullptr;
   for (auto* s : signals_) close(s);
   signals_.clear();
-  log::info("ferryd.stopped", {{"accepted", counters_.messages_accepted}});
+  auto st = writer_->stats();
+  log::info("ferryd.stopped", {{"accepted", counters_.messages_accepted},
+                               {"spool_commits", st.batches},
+                               {"spool_writes", st.requests},
+                               {"max_batch", st.max_batch},
+                               {"commit_ms_total", st.commit_us_total / 1000}});
 }
 
 }  // namespace ferry
