@@ -98,7 +98,7 @@ void SmtpSession::finish_message() {
   body.reserve(body.size() + txn_.body.size());
   body += txn_.body;
   env.size = body.size();
-  req->op = spool::InsertMessage{std::move(env), std::move(body)};
+  req->op = spool::InsertMessage{std::move(env), std::move(body), {}};
   Server* server = &server_;
   uint64_t sid = id_;
   req->done = [server, sid](spool::WriteRequest& r) {

@@ -11,22 +11,42 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "smtp/smtp_envelope.h"
 #include "util/expected.h"
 
 namespace ferry::spool {
 
+// A delivery-log event: a JSON object (DESIGN.md fields), stored in the
+// `log` database under (time, sequence).
+struct LogEvent {
+  int64_t ts_ms = 0;
+  std::string json;
+};
+
 struct InsertMessage {
   smtp::Envelope envelope;
   std::string body;
+  std::vector<LogEvent> events;
+};
+// Rewrites an envelope after a delivery attempt (recipient states, next
+// attempt). When every recipient is final the message, its body and its
+// schedule entry are deleted in the same transaction.
+struct UpdateMessage {
+  smtp::Envelope envelope;
+  int64_t old_next_attempt_ms = 0;
+  std::vector<LogEvent> events;
 };
 struct DeleteMessage {
   std::string id;
 };
+struct AppendLog {
+  std::vector<LogEvent> events;
+};
 
 struct WriteRequest {
-  std::variant<InsertMessage, DeleteMessage> op;
+  std::variant<InsertMessage, UpdateMessage, DeleteMessage, AppendLog> op;
   Expected<void> result;  // set by Spool::apply
   // Called on the event loop once the batch holding this request committed
   // (or failed). Owned by whoever submitted the request.
@@ -46,7 +66,13 @@ class Spool {
   virtual Expected<void> for_each_scheduled(
       const std::function<void(const smtp::Envelope&)>& fn) = 0;
   virtual Expected<uint64_t> message_count() = 0;
+  // Delivery-log events from since_ms on, oldest first.
+  virtual Expected<void> for_each_log(int64_t since_ms,
+                                      const std::function<void(const LogEvent&)>& fn) = 0;
 };
+
+// True when no recipient is pending any more.
+bool all_final(const smtp::Envelope& e);
 
 std::unique_ptr<Spool> make_mem_spool(uint64_t max_bytes);
 

@@ -20,6 +20,7 @@
 
 #include "spool/spool.h"
 #include "spool/spool_record.h"
+#include "util/bytes.h"
 #include "util/log.h"
 
 namespace ferry::spool {
@@ -174,6 +175,22 @@ class LmdbSpool final : public Spool {
     return {};
   }
 
+  Expected<void> for_each_log(int64_t since_ms, const std::function<void(const LogEvent&)>& fn) override {
+    ReadTxn t(env_);
+    if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
+    MDB_cursor* cur;
+    int rc = mdb_cursor_open(t.get(), log_, &cur);
+    if (rc) return lmdb_error(rc, "mdb_cursor_open");
+    std::string start = be64(uint64_t(std::max<int64_t>(0, since_ms)));
+    MDB_val k = val(start), v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+      fn(LogEvent{int64_t(from_be64(view(k))), std::string(view(v))});
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) return lmdb_error(rc, "walking the log");
+    return {};
+  }
+
   Expected<uint64_t> message_count() override {
     ReadTxn t(env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
@@ -226,9 +243,39 @@ class LmdbSpool final : public Spool {
     if (auto r = put(txn, msg_, env.id, rec); !r) return r;
     if (auto r = put(txn, body_, env.id, ins.body); !r) return r;
     if (auto r = put(txn, sched_, sched_key(env.next_attempt_ms, env.id), ""); !r) return r;
+    if (auto r = put_events(txn, ins.events); !r) return r;
     used += need;
     return {};
   }
+
+  Expected<void> put_events(MDB_txn* txn, const std::vector<LogEvent>& events) {
+    for (const auto& ev : events)
+      if (auto r = put(txn, log_, log_key(ev.ts_ms), ev.json); !r) return r;
+    return {};
+  }
+
+  // Updates may use the reserve that inserts leave free: they are what
+  // drains a full spool.
+  Expected<void> do_op(MDB_txn* txn, UpdateMessage& up, uint64_t&) {
+    const auto& env = up.envelope;
+    std::string old_key = sched_key(up.old_next_attempt_ms, env.id);
+    MDB_val ok = val(old_key);
+    int rc = mdb_del(txn, sched_, &ok, nullptr);
+    if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "mdb_del sched");
+    if (all_final(env)) {
+      MDB_val k = val(env.id);
+      rc = mdb_del(txn, msg_, &k, nullptr);
+      if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "mdb_del msg");
+      rc = mdb_del(txn, body_, &k, nullptr);
+      if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "mdb_del body");
+    } else {
+      if (auto r = put(txn, msg_, env.id, encode_envelope(env)); !r) return r;
+      if (auto r = put(txn, sched_, sched_key(env.next_attempt_ms, env.id), ""); !r) return r;
+    }
+    return put_events(txn, up.events);
+  }
+
+  Expected<void> do_op(MDB_txn* txn, AppendLog& al, uint64_t&) { return put_events(txn, al.events); }
 
   Expected<void> do_op(MDB_txn* txn, DeleteMessage& del, uint64_t&) {
     MDB_val k = val(del.id), v;

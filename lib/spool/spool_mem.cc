@@ -5,6 +5,7 @@
 
 #include "spool/spool.h"
 #include "spool/spool_record.h"
+#include "util/bytes.h"
 
 namespace ferry::spool {
 namespace {
@@ -27,6 +28,28 @@ class MemSpool final : public Spool {
         const auto& id = ins->envelope.id;
         sched_[sched_key(ins->envelope.next_attempt_ms, id)] = id;
         msgs_[id] = {std::move(rec), ins->body};
+        add_events(ins->events);
+        req->result = {};
+      } else if (auto* up = std::get_if<UpdateMessage>(&req->op)) {
+        const auto& env = up->envelope;
+        sched_.erase(sched_key(up->old_next_attempt_ms, env.id));
+        auto it = msgs_.find(env.id);
+        if (it != msgs_.end()) {
+          if (all_final(env)) {
+            used_ -= it->second.first.size() + it->second.second.size();
+            msgs_.erase(it);
+          } else {
+            std::string rec = encode_envelope(env);
+            used_ += rec.size();
+            used_ -= it->second.first.size();
+            it->second.first = std::move(rec);
+            sched_[sched_key(env.next_attempt_ms, env.id)] = env.id;
+          }
+        }
+        add_events(up->events);
+        req->result = {};
+      } else if (auto* al = std::get_if<AppendLog>(&req->op)) {
+        add_events(al->events);
         req->result = {};
       } else if (auto* del = std::get_if<DeleteMessage>(&req->op)) {
         auto it = msgs_.find(del->id);
@@ -67,6 +90,13 @@ class MemSpool final : public Spool {
     return {};
   }
 
+  Expected<void> for_each_log(int64_t since_ms, const std::function<void(const LogEvent&)>& fn) override {
+    std::lock_guard lock(mu_);
+    for (auto it = log_.lower_bound(be64(uint64_t(std::max<int64_t>(0, since_ms)))); it != log_.end(); ++it)
+      fn(it->second);
+    return {};
+  }
+
   Expected<uint64_t> message_count() override {
     std::lock_guard lock(mu_);
     return uint64_t(msgs_.size());
@@ -78,6 +108,11 @@ class MemSpool final : public Spool {
   uint64_t used_ = 0;
   std::map<std::string, std::pair<std::string, std::string>> msgs_;  // id → (record, body)
   std::map<std::string, std::string> sched_;                         // sched key → id
+  std::map<std::string, LogEvent> log_;
+
+  void add_events(const std::vector<LogEvent>& events) {
+    for (const auto& e : events) log_[log_key(e.ts_ms)] = e;
+  }
 };
 
 }  // namespace

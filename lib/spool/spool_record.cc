@@ -1,6 +1,12 @@
 // See spool_record.h.
 #include "spool/spool_record.h"
 
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "spool/spool.h"
 #include "util/bytes.h"
 
 namespace ferry::spool {
@@ -77,5 +83,22 @@ std::string sched_key(int64_t next_attempt_ms, std::string_view id) {
 }
 
 std::string_view sched_key_id(std::string_view key) { return key.size() > 8 ? key.substr(8) : ""; }
+
+std::string log_key(int64_t ts_ms) {
+  // The sequence starts at a random point per process so that two runs in
+  // the same millisecond never collide; it only needs to be unique.
+  static std::atomic<uint64_t> seq{[] {
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != sizeof r) r = uint64_t(::getpid()) << 32;
+    return r;
+  }()};
+  return be64(uint64_t(ts_ms)) + be64(seq.fetch_add(1, std::memory_order_relaxed));
+}
+
+bool all_final(const smtp::Envelope& e) {
+  for (const auto& r : e.rcpts)
+    if (r.state == smtp::RcptState::pending) return false;
+  return true;
+}
 
 }  // namespace ferry::spool

@@ -18,4 +18,7 @@ Expected<smtp::Envelope> decode_envelope(std::string_view id, std::string_view d
 std::string sched_key(int64_t next_attempt_ms, std::string_view id);
 std::string_view sched_key_id(std::string_view key);
 
+// (time big-endian, unique sequence): log keys sort by time.
+std::string log_key(int64_t ts_ms);
+
 }  // namespace ferry::spool

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <vector>
 
 #include "spool/spool.h"
 #include "spool/spool_record.h"
@@ -42,7 +43,7 @@ smtp::Envelope envelope(std::string id, int64_t next, size_t rcpts = 1) {
 }
 
 Expected<void> insert(Spool& s, smtp::Envelope e, std::string body) {
-  WriteRequest r{InsertMessage{std::move(e), std::move(body)}, {}, {}};
+  WriteRequest r{InsertMessage{std::move(e), std::move(body), {}}, {}, {}};
   WriteRequest* p = &r;
   s.apply({&p, 1});
   return r.result;
@@ -86,6 +87,38 @@ void contract(Spool& s) {
     CHECK(n == 0);
     CHECK(remove(s, "A").error().code == Errc::not_found);
   }
+  SUBCASE("update moves the schedule entry; the last final recipient deletes everything") {
+    auto e = envelope("U", 100, 2);
+    WriteRequest ins{InsertMessage{e, "body", {LogEvent{5, "{\"event\":\"received\"}"}}}, {}, {}};
+    WriteRequest* p = &ins;
+    s.apply({&p, 1});
+    REQUIRE(ins.result.ok());
+    e.rcpts[0].state = smtp::RcptState::delivered;
+    e.next_attempt_ms = 900;
+    WriteRequest up{UpdateMessage{e, 100, {LogEvent{6, "{\"event\":\"delivered\"}"}}}, {}, {}};
+    p = &up;
+    s.apply({&p, 1});
+    REQUIRE(up.result.ok());
+    CHECK(s.get_envelope("U")->rcpts[0].state == smtp::RcptState::delivered);
+    std::vector<int64_t> order;
+    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope& x) { order.push_back(x.next_attempt_ms); }).ok());
+    CHECK(order == std::vector<int64_t>{900});
+    e.rcpts[1].state = smtp::RcptState::bounced;
+    WriteRequest last{UpdateMessage{e, 900, {LogEvent{7, "{\"event\":\"bounced\"}"}}}, {}, {}};
+    p = &last;
+    s.apply({&p, 1});
+    REQUIRE(last.result.ok());
+    CHECK(s.get_envelope("U").error().code == Errc::not_found);
+    CHECK(s.get_body("U").error().code == Errc::not_found);
+    CHECK(*s.message_count() == 0);
+    std::vector<std::string> events;
+    REQUIRE(s.for_each_log(0, [&](const LogEvent& ev) { events.push_back(ev.json); }).ok());
+    CHECK(events.size() == 3);
+    CHECK(events[2] == "{\"event\":\"bounced\"}");
+    events.clear();
+    REQUIRE(s.for_each_log(6, [&](const LogEvent& ev) { events.push_back(ev.json); }).ok());
+    CHECK(events.size() == 2);
+  }
   SUBCASE("a full spool refuses one message and keeps the others") {
     std::string big(200 * 1024, 'x');
     int accepted = 0;
@@ -102,8 +135,8 @@ void contract(Spool& s) {
     CHECK(full);
     CHECK(accepted > 0);
     // A batch mixing a small and a too-big message commits the small one.
-    WriteRequest small{InsertMessage{envelope("S", 1), "tiny"}, {}, {}};
-    WriteRequest huge{InsertMessage{envelope("H", 1), std::string(4 << 20, 'y')}, {}, {}};
+    WriteRequest small{InsertMessage{envelope("S", 1), "tiny", {}}, {}, {}};
+    WriteRequest huge{InsertMessage{envelope("H", 1), std::string(4 << 20, 'y'), {}}, {}, {}};
     WriteRequest* batch[] = {&huge, &small};
     s.apply(batch);
     CHECK(huge.result.error().code == Errc::full);

@@ -23,7 +23,7 @@ TEST_CASE("writer: every request completes once; batches form under concurrency"
         smtp::Envelope e;
         e.id = "T" + std::to_string(t) + "-" + std::to_string(i);
         e.rcpts.push_back({"a@b.c", "", 0, smtp::RcptState::pending, 0, 0, ""});
-        r->op = InsertMessage{e, "body"};
+        r->op = InsertMessage{e, "body", {}};
         w.submit(std::move(r));
       }
     });
