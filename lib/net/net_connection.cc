@@ -60,11 +60,84 @@ std::unique_ptr<Connection> Connection::accept(uv_stream_t* server) {
   int len = sizeof ss;
   if (uv_tcp_getpeername(c->tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
     addr_to_text(reinterpret_cast<sockaddr*>(&ss), c->peer_ip_, c->peer_port_);
-  len = sizeof ss;
+  len = sizeof ss;  // local port: which listener, for logs
   std::string ignored;
   if (uv_tcp_getsockname(c->tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
     addr_to_text(reinterpret_cast<sockaddr*>(&ss), ignored, c->local_port_);
   return c;
+}
+
+namespace {
+struct ConnectOp {
+  uv_connect_t req;
+  uv_tcp_t* tcp;
+  uv_timer_t* timer;
+  Connection::ConnectCallback cb;
+  bool timed_out = false;
+};
+}  // namespace
+
+void Connection::connect(uv_loop_t* loop, const std::string& ip, uint16_t port, uint64_t timeout_ms,
+                         ConnectCallback cb) {
+  sockaddr_storage ss{};
+  bool v6 = ip.find(':') != std::string::npos;
+  int rc = v6 ? uv_ip6_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss))
+              : uv_ip4_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss));
+  auto* op = new ConnectOp{{}, new uv_tcp_t, new uv_timer_t, std::move(cb)};
+  op->req.data = op;
+  uv_tcp_init(loop, op->tcp);
+  op->tcp->data = nullptr;
+  uv_timer_init(loop, op->timer);
+  op->timer->data = op;
+  auto close_timer = [](ConnectOp* o) {
+    uv_timer_stop(o->timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(o->timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  };
+  if (rc == 0)
+    rc = uv_tcp_connect(&op->req, op->tcp, reinterpret_cast<sockaddr*>(&ss), [](uv_connect_t* req, int status) {
+      auto* o = static_cast<ConnectOp*>(req->data);
+      uv_timer_stop(o->timer);
+      uv_close(reinterpret_cast<uv_handle_t*>(o->timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      std::unique_ptr<ConnectOp> holder(o);
+      if (status < 0) {
+        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(o->tcp)))  // the timeout closed it already
+          uv_close(reinterpret_cast<uv_handle_t*>(o->tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+        o->cb(nullptr, o->timed_out ? "connection timed out" : uv_strerror(status));
+        return;
+      }
+      std::unique_ptr<Connection> c(new Connection);
+      c->tcp_ = o->tcp;
+      c->tcp_->data = c.get();
+      uv_tcp_nodelay(c->tcp_, 1);
+      sockaddr_storage peer{};
+      int len = sizeof peer;
+      if (uv_tcp_getpeername(c->tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0)
+        addr_to_text(reinterpret_cast<sockaddr*>(&peer), c->peer_ip_, c->peer_port_);
+      o->cb(std::move(c), "");
+    });
+  if (rc != 0) {
+    // Report asynchronously like every other outcome.
+    close_timer(op);
+    op->timer = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(op->tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    auto* idle = new uv_timer_t;
+    uv_timer_init(loop, idle);
+    struct Later { ConnectCallback cb; std::string err; };
+    idle->data = new Later{std::move(op->cb), uv_strerror(rc)};
+    delete op;
+    uv_timer_start(idle, [](uv_timer_t* t) {
+      std::unique_ptr<Later> l(static_cast<Later*>(t->data));
+      uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      l->cb(nullptr, l->err);
+    }, 0, 0);
+    return;
+  }
+  uv_timer_start(op->timer, [](uv_timer_t* t) {
+    auto* o = static_cast<ConnectOp*>(t->data);
+    o->timed_out = true;
+    // Closing the handle cancels the connect; its callback then reports it.
+    uv_close(reinterpret_cast<uv_handle_t*>(o->tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  }, timeout_ms, 0);
 }
 
 Connection::~Connection() {
@@ -127,6 +200,28 @@ void Connection::reinject(std::string_view data) {
     handler_->on_read(data);
 }
 
+void Connection::start_tls_client(std::shared_ptr<TlsContext> ctx, const std::string& sni, bool verify) {
+  tls_ctx_ = std::move(ctx);
+  ssl_ = SSL_new(tls_ctx_->get());
+  rbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl_, rbio_, wbio_);
+  SSL_set_connect_state(ssl_);
+  if (!sni.empty()) SSL_set_tlsext_host_name(ssl_, sni.c_str());
+  if (verify) {
+    SSL_set_verify(ssl_, SSL_VERIFY_PEER, nullptr);
+    SSL_set1_host(ssl_, sni.c_str());
+  }
+  handshake_done_ = false;
+  int rc = SSL_do_handshake(ssl_);  // ClientHello
+  flush_tls();
+  if (rc != 1) {
+    int err = SSL_get_error(ssl_, rc);
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+      close("TLS handshake failed: " + openssl_errors());
+  }
+}
+
 void Connection::handle_ciphertext(std::string_view data) {
   BIO_write(rbio_, data.data(), int(data.size()));
   if (!handshake_done_) {
@@ -135,7 +230,9 @@ void Connection::handle_ciphertext(std::string_view data) {
     if (rc != 1) {
       int err = SSL_get_error(ssl_, rc);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
-      close("TLS handshake failed: " + openssl_errors());
+      long vr = SSL_get_verify_result(ssl_);
+      close(vr != X509_V_OK ? std::string("TLS certificate verification failed: ") + X509_verify_cert_error_string(vr)
+                            : "TLS handshake failed: " + openssl_errors());
       return;
     }
     handshake_done_ = true;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <functional>
 
 #include "net/net_tls.h"
 
@@ -31,6 +32,11 @@ class Connection {
 
   // Takes a connection accepted on server. Returns nullptr if accept failed.
   static std::unique_ptr<Connection> accept(uv_stream_t* server);
+  // Outbound: connects to ip:port within timeout_ms; cb gets the connection
+  // or an error text. cb always runs, later, on the loop.
+  using ConnectCallback = std::function<void(std::unique_ptr<Connection>, std::string error)>;
+  static void connect(uv_loop_t* loop, const std::string& ip, uint16_t port, uint64_t timeout_ms,
+                      ConnectCallback cb);
   ~Connection();
 
   void set_handler(Handler* h) { handler_ = h; }
@@ -41,6 +47,9 @@ class Connection {
   void write(std::string_view data);
   // Server side TLS: the handshake starts with the next bytes read.
   void start_tls(std::shared_ptr<TlsContext> ctx);
+  // Client side TLS: sends the ClientHello now. sni names the server;
+  // verify checks its certificate chain and name (delivery.tls: verify).
+  void start_tls_client(std::shared_ptr<TlsContext> ctx, const std::string& sni, bool verify);
   // Bytes already read from the socket by the owner (e.g. after a PROXY
   // header) that belong to the TLS stream: processed as if just read.
   void reinject(std::string_view data);
