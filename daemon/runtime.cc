@@ -20,6 +20,11 @@ Expected<std::shared_ptr<const Runtime>> build_runtime(config::Config cfg) {
     if (!db) return db.error();
     rt->users = *db;
   }
+  if (cfg.delivery.tls != config::OutTls::none) {
+    auto ctx = net::TlsContext::client(cfg.tls.min_version);
+    if (!ctx) return ctx.error();
+    rt->client_tls = *ctx;
+  }
   rt->cfg = std::move(cfg);
   return std::shared_ptr<const Runtime>(std::move(rt));
 }

@@ -17,6 +17,7 @@ struct Runtime {
   config::Config cfg;
   std::shared_ptr<net::TlsContext> tls;          // null when no listener uses TLS
   std::shared_ptr<const auth::UserDb> users;     // null when no listener offers AUTH
+  std::shared_ptr<net::TlsContext> client_tls;   // outbound STARTTLS; null with delivery.tls: none
 };
 
 // Builds a runtime from a loaded config: reads certificates and users.

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "delivery.h"
+#include "dns/dns_ares.h"
 #include "smtp_session.h"
 #include "util/log.h"
 
@@ -21,7 +23,12 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> rt, std::unique_p
     : loop_(loop), rt_(std::move(rt)), spool_(std::move(spool)) {}
 
 Server::~Server() {
+  delivery_.reset();
   if (writer_) writer_->stop();
+}
+
+void Server::queued(const smtp::Envelope& env) {
+  if (delivery_) delivery_->enqueue(env);
 }
 
 Expected<void> Server::start() {
@@ -36,11 +43,19 @@ Expected<void> Server::start() {
   if (auto r = spool_->for_each_scheduled([&](const smtp::Envelope& e) {
         ++recovered;
         recipients += e.rcpts.size();
+        return true;
       });
       !r)
     return r.error();
   log::info("spool.recovered", {{"messages", recovered}, {"recipients", recipients},
                                 {"path", rt_->cfg.spool.path}});
+
+  std::vector<std::string> dns_servers;
+  for (const auto& s : rt_->cfg.dns.servers) dns_servers.push_back(s.str());
+  auto resolver = dns::make_ares_resolver(loop_, dns_servers);
+  if (!resolver) return resolver.error();
+  delivery_ = std::make_unique<DeliveryManager>(*this, *spool_, std::move(*resolver), rt_);
+  delivery_->start();
 
   if (auto r = bind_listeners(rt_->cfg); !r) return r;
 
@@ -198,6 +213,7 @@ void Server::reload() {
   }
   log::configure((*rt)->cfg.logging.format, (*rt)->cfg.logging.level);
   rt_ = *rt;  // sessions already open keep the snapshot they started with
+  if (delivery_) delivery_->set_runtime(rt_);
   log::info("reload.ok", {{"file", rt_->cfg.file}, {"listeners", listeners_.size()}});
   done();
 }
@@ -212,6 +228,14 @@ void Server::shutdown() {
   for (auto& [id, s] : sessions_) ids.push_back(id);
   for (uint64_t id : ids)
     if (SmtpSession* s = find_session(id)) s->shutdown();
+  if (delivery_) {
+    delivery_->shutdown([this] {
+      delivery_done_ = true;
+      maybe_finish_shutdown();
+    });
+  } else {
+    delivery_done_ = true;
+  }
   shutdown_timer_ = new uv_timer_t;
   uv_timer_init(loop_, shutdown_timer_);
   shutdown_timer_->data = this;
@@ -221,13 +245,14 @@ void Server::shutdown() {
         auto* self = static_cast<Server*>(t->data);
         log::warn("ferryd.shutdown_timeout", {{"sessions", self->sessions_.size()}});
         for (auto& [id, s] : self->sessions_) s->force_close();
+        if (self->delivery_) self->delivery_->force_stop();
       },
       uint64_t(rt_->cfg.server.shutdown_timeout.count()), 0);
   maybe_finish_shutdown();
 }
 
 void Server::maybe_finish_shutdown() {
-  if (!sessions_.empty()) return;
+  if (!sessions_.empty() || !delivery_done_ || spool_async_ == nullptr) return;
   writer_->stop();       // every submitted commit has returned
   on_spool_wakeup();     // and its waiters are answered (none left)
   if (shutdown_timer_) {

@@ -22,6 +22,7 @@
 namespace ferry {
 
 class SmtpSession;
+class DeliveryManager;
 
 struct Counters {
   uint64_t connections = 0;
@@ -48,6 +49,8 @@ class Server {
   Counters& counters() { return counters_; }
 
   void submit(std::unique_ptr<spool::WriteRequest> req) { writer_->submit(std::move(req)); }
+  // A message is in the spool: hand it to delivery.
+  void queued(const smtp::Envelope& env);
   SmtpSession* find_session(uint64_t id);
   void session_closed(uint64_t id, const std::string& client_ip);
   // Runs user/password verification on the thread pool; calls back on the loop.
@@ -68,6 +71,8 @@ class Server {
   std::shared_ptr<const Runtime> rt_;
   std::unique_ptr<spool::Spool> spool_;
   std::unique_ptr<spool::SpoolWriter> writer_;
+  std::unique_ptr<DeliveryManager> delivery_;
+  bool delivery_done_ = false;
   uv_async_t* spool_async_ = nullptr;
   std::vector<uv_signal_t*> signals_;
   std::vector<BoundListener> listeners_;

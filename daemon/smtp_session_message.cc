@@ -135,6 +135,7 @@ void SmtpSession::on_commit(spool::WriteRequest& req) {
                            {"tls", conn_->tls_version()},
                            {"listener", env.listener}});
     send(reply(250, "2.0.0", "Ok: queued as " + env.id));
+    server_.queued(env);
   } else if (req.result.error().code == Errc::full) {
     log::warn("smtp.spool_full", {{"session", id_}, {"client", client_ip_}, {"size", env.size}});
     server_.counters().messages_rejected++;

@@ -79,6 +79,7 @@ struct Config {
     uint64_t connections_per_destination = 0;
     uint64_t messages_per_connection = 0;
     Duration idle_timeout{};
+    Duration connect_timeout{};
     OutTls tls = OutTls::may;
     struct {
       Duration min_backoff{}, max_backoff{}, max_lifetime{};

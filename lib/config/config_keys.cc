@@ -174,6 +174,8 @@ const Key<C> kConfigKeys[] = {
      [](C& c, const YAML::Node& n, Ctx&) { c.delivery.messages_per_connection = get_count(n); }},
     {"delivery.idle_timeout", "30s", "How long an idle outbound connection is kept for reuse.",
      [](C& c, const YAML::Node& n, Ctx&) { c.delivery.idle_timeout = get_duration(n); }},
+    {"delivery.connect_timeout", "30s", "How long a TCP connection to an MX host may take to open.",
+     [](C& c, const YAML::Node& n, Ctx&) { c.delivery.connect_timeout = get_duration(n); }},
     {"delivery.tls", "may",
      "none | may (STARTTLS when offered) | encrypt (TLS required) | verify (TLS with a valid "
      "certificate).",

@@ -20,7 +20,11 @@ void Timer::start(uint64_t ms) {
   uv_timer_start(
       handle_,
       [](uv_timer_t* h) {
-        if (auto* self = static_cast<Timer*>(h->data)) self->fire_();
+        // A copy runs, so the callback may destroy its own Timer.
+        if (auto* self = static_cast<Timer*>(h->data)) {
+          auto fire = self->fire_;
+          fire();
+        }
       },
       ms, 0);
 }

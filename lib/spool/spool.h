@@ -62,9 +62,10 @@ class Spool {
   virtual void apply(std::span<WriteRequest* const> batch) = 0;
   virtual Expected<smtp::Envelope> get_envelope(std::string_view id) = 0;
   virtual Expected<std::string> get_body(std::string_view id) = 0;
-  // Every queued message in (next attempt, id) order: the restart walk.
+  // Queued messages in (next attempt, id) order, until fn returns false:
+  // the restart walk and the delivery manager's refill.
   virtual Expected<void> for_each_scheduled(
-      const std::function<void(const smtp::Envelope&)>& fn) = 0;
+      const std::function<bool(const smtp::Envelope&)>& fn) = 0;
   virtual Expected<uint64_t> message_count() = 0;
   // Delivery-log events from since_ms on, oldest first.
   virtual Expected<void> for_each_log(int64_t since_ms,

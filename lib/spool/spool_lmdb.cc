@@ -147,7 +147,7 @@ class LmdbSpool final : public Spool {
     return std::string(view(v));
   }
 
-  Expected<void> for_each_scheduled(const std::function<void(const smtp::Envelope&)>& fn) override {
+  Expected<void> for_each_scheduled(const std::function<bool(const smtp::Envelope&)>& fn) override {
     ReadTxn t(env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
     MDB_cursor* cur;
@@ -168,7 +168,10 @@ class LmdbSpool final : public Spool {
         log::error("spool.corrupt", {{"id", std::string(id)}, {"error", env.error().message}});
         continue;
       }
-      fn(*env);
+      if (!fn(*env)) {
+        rc = MDB_NOTFOUND;
+        break;
+      }
     }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND) return lmdb_error(rc, "walking the schedule");

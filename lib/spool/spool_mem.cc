@@ -80,12 +80,12 @@ class MemSpool final : public Spool {
     return it->second.second;
   }
 
-  Expected<void> for_each_scheduled(const std::function<void(const smtp::Envelope&)>& fn) override {
+  Expected<void> for_each_scheduled(const std::function<bool(const smtp::Envelope&)>& fn) override {
     std::lock_guard lock(mu_);
     for (const auto& [key, id] : sched_) {
       auto env = decode_envelope(id, msgs_.at(id).first);
       if (!env) return env.error();
-      fn(*env);
+      if (!fn(*env)) break;
     }
     return {};
   }

@@ -72,6 +72,7 @@ class Ferry:
             for name, h in users.items():
                 f.write(f"{name}: '{h}'\n")
         self.config_path = os.path.join(self.dir, "ferry.yaml")
+        self.hold_port = free_port()
         self.write_config(listeners, extra)
 
     def write_config(self, listeners=DEFAULT_LISTENERS, extra=""):
@@ -81,6 +82,12 @@ class Ferry:
             f.write("tls:\n  certificate: cert.pem\n  key: key.pem\n")
             f.write("auth:\n  users_file: users.yaml\n  failure_delay: 50ms\n")
             f.write("spool:\n  path: spool\n  max_size: 64MiB\n")
+            if "delivery:" not in extra:
+                # Accept-path tests keep their mail queued: everything is
+                # routed to a loopback port nobody listens on, so delivery
+                # defers (connection refused) and the spool can be inspected.
+                f.write("delivery:\n  routes:\n    - { domain: \"*\", host: \"127.0.0.1:%d\" }\n"
+                        % self.hold_port)
             f.write(extra)
 
     @property
@@ -154,14 +161,15 @@ class Ferry:
 
     # --- spool inspection with lmdb-utils, as an admin would -------------
     def spool_dump(self, db):
-        """{key: value} of one named database, via mdb_dump -p."""
-        out = subprocess.run(["mdb_dump", "-p", "-s", db, self.spool], capture_output=True,
+        """{key: value} of one named database, via mdb_dump (hex format: its
+        printable format leaves backslashes unescaped in LMDB 0.9.24)."""
+        out = subprocess.run(["mdb_dump", "-s", db, self.spool], capture_output=True,
                              check=True).stdout
         lines = out.split(b"\n")
         i = lines.index(b"HEADER=END") + 1
         result = {}
         while i + 1 < len(lines) and lines[i].startswith(b" "):
-            result[_unprint(lines[i][1:])] = _unprint(lines[i + 1][1:])
+            result[bytes.fromhex(lines[i][1:].decode())] = bytes.fromhex(lines[i + 1][1:].decode())
             i += 2
         return result
 
@@ -170,24 +178,6 @@ class Ferry:
 
     def spool_body(self, msg_id):
         return self.spool_dump("body").get(msg_id.encode())
-
-
-def _unprint(b):
-    """Undoes mdb_dump -p escaping (\\\\ and \\hh)."""
-    out = bytearray()
-    i = 0
-    while i < len(b):
-        if b[i] == 0x5C:
-            if b[i + 1] == 0x5C:
-                out.append(0x5C)
-                i += 2
-            else:
-                out.append(int(b[i + 1:i + 3], 16))
-                i += 3
-        else:
-            out.append(b[i])
-            i += 1
-    return bytes(out)
 
 
 def client_tls_context():
@@ -234,3 +224,106 @@ class Raw:
 
 def main():
     unittest.main(verbosity=2)
+
+
+# --- delivery worlds: a DNS server and receiving MX hosts on loopback ------
+
+def free_port(addresses=("127.0.0.1",), kind=socket.SOCK_STREAM):
+    """A port free on every address given (TCP, or UDP with kind)."""
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind((addresses[0], 0))
+        port = s.getsockname()[1]
+        s.close()
+        ok = True
+        for a in addresses[1:]:
+            t = socket.socket(socket.AF_INET, kind)
+            try:
+                t.bind((a, port))
+            except OSError:
+                ok = False
+            finally:
+                t.close()
+        if ok:
+            return port
+    raise RuntimeError("no common free port")
+
+
+class Dns:
+    """dnsmasq on 127.0.0.1, authoritative for *.test from a record list."""
+
+    def __init__(self, mx=(), hosts=()):
+        self.port = free_port(("127.0.0.1",), socket.SOCK_DGRAM)
+        args = ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--listen-address=127.0.0.1",
+                f"--port={self.port}", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                "--local=/test/", "--pid-file=", "--user=root"]
+        for domain, target, pref in mx:
+            args.append(f"--mx-host={domain},{target},{pref}")
+        for name, ip in hosts:
+            args.append(f"--host-record={name},{ip}")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind(("127.0.0.1", self.port))
+                s.close()
+                time.sleep(0.05)  # not bound yet
+            except OSError:
+                return  # dnsmasq has it
+        raise RuntimeError("dnsmasq did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+class Receivers:
+    """aiosmtpd MX hosts: one per address, all on one port."""
+
+    def __init__(self, addresses):
+        self.dir = tempfile.mkdtemp(prefix="ferry-mx-")
+        self.port = free_port(tuple(addresses))
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(here, "receiver.py"), str(self.port),
+                                      self.dir, *addresses], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError("receiver did not start: " + line)
+
+    def messages(self, ip):
+        d = os.path.join(self.dir, ip)
+        out = []
+        for name in sorted(os.listdir(d), key=lambda n: (len(n), n)):
+            if name.endswith(".eml"):
+                base = os.path.join(d, name[:-4])
+                env = open(base + ".env").read().splitlines()
+                out.append((env, open(base + ".eml", "rb").read()))
+        return out
+
+    def wait_count(self, ip, n, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(self.messages(ip)) >= n:
+                return self.messages(ip)
+            time.sleep(0.05)
+        return self.messages(ip)
+
+    def stats(self, ip):
+        text = open(os.path.join(self.dir, ip, "stats")).read()
+        return dict((k, int(v)) for k, v in (p.split("=") for p in text.split()))
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def strip_received(raw):
+    """Drops ferry's own Received: header (the first, with its folded lines)."""
+    assert raw.startswith(b"Received: "), raw[:80]
+    end = raw.index(b"\r\n")
+    while raw[end + 2:end + 3] in (b"\t", b" "):
+        end = raw.index(b"\r\n", end + 2)
+    return raw[end + 2:]

@@ -74,7 +74,7 @@ void contract(Spool& s) {
     REQUIRE(insert(s, envelope("B", 100), "b").ok());
     REQUIRE(insert(s, envelope("C", 200), "c").ok());
     std::string order;
-    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope& e) { order += e.id; }).ok());
+    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope& e) { order += e.id; return true; }).ok());
     CHECK(order == "BCA");
   }
   SUBCASE("delete removes envelope, body and schedule entry") {
@@ -83,7 +83,7 @@ void contract(Spool& s) {
     CHECK(s.get_envelope("A").error().code == Errc::not_found);
     CHECK(s.get_body("A").error().code == Errc::not_found);
     int n = 0;
-    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope&) { ++n; }).ok());
+    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope&) { ++n; return true; }).ok());
     CHECK(n == 0);
     CHECK(remove(s, "A").error().code == Errc::not_found);
   }
@@ -101,7 +101,7 @@ void contract(Spool& s) {
     REQUIRE(up.result.ok());
     CHECK(s.get_envelope("U")->rcpts[0].state == smtp::RcptState::delivered);
     std::vector<int64_t> order;
-    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope& x) { order.push_back(x.next_attempt_ms); }).ok());
+    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope& x) { order.push_back(x.next_attempt_ms); return true; }).ok());
     CHECK(order == std::vector<int64_t>{900});
     e.rcpts[1].state = smtp::RcptState::bounced;
     WriteRequest last{UpdateMessage{e, 900, {LogEvent{7, "{\"event\":\"bounced\"}"}}}, {}, {}};

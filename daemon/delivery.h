@@ -1,0 +1,120 @@
+// The delivery manager: turns spooled messages into SMTP transactions.
+//   delivery.cc      the active set, the scheduler loop, outcomes → spool
+//   delivery_job.cc  one job: resolve, pick a host, connect or reuse, send
+// Memory stays bounded with a large backlog: at most kMaxActive envelopes
+// are in RAM; the rest wait in the spool's schedule index and are loaded
+// by refill() as room frees up or as their retry time comes. Bodies are
+// read from the spool only when a job starts.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "delivery_pool.h"
+#include "dns/dns.h"
+#include "msg/msg_dsn.h"
+#include "net/net_timer.h"
+#include "runtime.h"
+#include "sched/sched.h"
+#include "smtp/smtp_envelope.h"
+#include "smtp/smtp_reply.h"
+#include "smtp_client.h"
+#include "spool/spool.h"
+
+namespace ferry {
+
+class Server;
+
+class DeliveryManager {
+ public:
+  static constexpr size_t kMaxActive = 20000;
+
+  DeliveryManager(Server& server, spool::Spool& spool, std::unique_ptr<dns::Resolver> resolver,
+                  std::shared_ptr<const Runtime> rt);
+  ~DeliveryManager();
+
+  void start();
+  void set_runtime(std::shared_ptr<const Runtime> rt);
+  // A message has just been committed to the spool.
+  void enqueue(const smtp::Envelope& env);
+  // Stops starting jobs; `done` runs once in-flight jobs and connections end.
+  void shutdown(std::function<void()> done);
+  void force_stop();
+
+ private:
+  struct Active {
+    smtp::Envelope env;
+    int64_t disk_next = 0;   // next_attempt_ms as stored (the sched key)
+    int outstanding = 0;     // destinations not yet finished this round
+    int64_t retry_at = 0;    // earliest retry among deferred recipients (0: none)
+    std::string subject;
+  };
+  struct Candidate {
+    std::string host;
+    std::string ip;
+  };
+  struct RunningJob {
+    sched::Job job;
+    std::string body;
+    std::vector<Candidate> candidates;
+    size_t next = 0;
+    uint16_t port = 25;
+    std::string last_error;
+    bool retried_fresh = false;
+    const config::RouteConfig* route = nullptr;
+  };
+
+  // delivery.cc
+  void add_active(const smtp::Envelope& env);
+  void pump();
+  void refill();
+  void arm_refill(int64_t at_ms);
+  void complete_job(uint64_t job_id, bool connection_failed, const std::vector<smtp::Reply>& replies,
+                    const std::string& mx, const std::string& tls);
+  void defer_without_attempt(const sched::Job& job, const smtp::Reply& why);
+  void apply_outcomes(Active& a, const sched::Job& job, const std::vector<smtp::Reply>& replies,
+                      const std::string& mx, const std::string& tls, bool attempted,
+                      const std::string& body);
+  void finish_destination(const std::string& msg_id);
+  void send_dsn(const Active& a, const std::vector<msg::DsnRecipient>& rcpts, const std::string& body);
+  std::string destination_of(const std::string& rcpt) const;
+  int64_t now() const;
+  void maybe_done();
+
+  // delivery_job.cc
+  void start_job(sched::Job job);
+  void resolved(uint64_t job_id, dns::MxResult r);
+  void try_next(uint64_t job_id);
+  void run_txn(uint64_t job_id, SmtpClient* client, bool reused);
+  void fail_job_now(uint64_t job_id, const smtp::Reply& r, bool connection_failed);
+  SmtpClient* new_client(const std::string& host);
+  void client_closed(SmtpClient* c);
+  ClientSettings client_settings() const;
+
+  Server& server_;
+  spool::Spool& spool_;
+  std::unique_ptr<dns::Resolver> resolver_;
+  std::shared_ptr<const Runtime> rt_;
+  sched::Scheduler sched_;
+  ConnectionPool pool_;
+  std::unordered_map<std::string, Active> active_;
+  std::map<uint64_t, std::unique_ptr<RunningJob>> jobs_;
+  std::map<SmtpClient*, std::unique_ptr<SmtpClient>> clients_;
+  uint64_t next_client_id_ = 1;
+  net::Timer sched_timer_;
+  net::Timer refill_timer_;
+  int64_t refill_at_ = 0;
+  bool backlog_on_disk_ = false;
+  bool stopping_ = false;
+  std::function<void()> on_done_;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+}  // namespace ferry

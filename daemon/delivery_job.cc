@@ -1,0 +1,211 @@
+// One delivery job (one message, one destination): load the body, resolve
+// the destination (route or MX), then walk its hosts' addresses in order,
+// reusing an idle connection when there is one, until a server has given a
+// reply for every recipient or every address failed.
+#include <fmt/format.h>
+
+#include "delivery.h"
+#include "msg/msg_headers.h"
+#include "server.h"
+#include "util/log.h"
+#include "util/strings.h"
+
+namespace ferry {
+
+using smtp::reply;
+
+namespace {
+constexpr size_t kMaxCandidates = 10;  // addresses tried per attempt
+constexpr size_t kMaxHops = 50;         // Received: headers before a loop is declared (RFC 5321 §6.3)
+
+std::string encode_dsn_params(const smtp::EnvelopeRcpt& r) {
+  std::string p;
+  if (r.notify) {
+    std::string n;
+    if (r.notify & smtp::kNotifyNever) n = "NEVER";
+    if (r.notify & smtp::kNotifySuccess) n += "SUCCESS";
+    if (r.notify & smtp::kNotifyFailure) n += n.empty() ? "FAILURE" : ",FAILURE";
+    if (r.notify & smtp::kNotifyDelay) n += n.empty() ? "DELAY" : ",DELAY";
+    p += " NOTIFY=" + n;
+  }
+  if (!r.orcpt.empty()) p += " ORCPT=" + r.orcpt;
+  return p;
+}
+}  // namespace
+
+ClientSettings DeliveryManager::client_settings() const {
+  const auto& cfg = rt_->cfg;
+  ClientSettings s;
+  s.helo = cfg.server.hostname;
+  s.tls = cfg.delivery.tls;
+  s.tls_ctx = rt_->client_tls;
+  s.connect_timeout_ms = uint64_t(cfg.delivery.connect_timeout.count());
+  return s;
+}
+
+void DeliveryManager::start_job(sched::Job job) {
+  auto it = active_.find(job.msg_id);
+  if (it == active_.end()) {
+    sched_.finished(job, false, now());
+    return;
+  }
+  auto rj = std::make_unique<RunningJob>();
+  uint64_t id = job.id;
+  rj->job = std::move(job);
+  auto body = spool_.get_body(rj->job.msg_id);
+  jobs_.emplace(id, std::move(rj));
+  RunningJob& r = *jobs_.at(id);
+  if (!body) {
+    log::error("delivery.body_missing", {{"id", r.job.msg_id}, {"error", body.error().message}});
+    return fail_job_now(id, reply(451, "4.3.0", "message body unavailable: " + body.error().message), false);
+  }
+  r.body = std::move(*body);
+  auto headers = msg::scan_headers(r.body);
+  it->second.subject = headers.subject;
+  if (headers.received > kMaxHops)
+    return fail_job_now(id, reply(554, "5.4.6", fmt::format("mail loop: {} Received: headers", headers.received)), false);
+
+  const std::string& dest = r.job.destination;
+  auto alive = id;
+  if (dest.rfind("route:", 0) == 0) {
+    for (const auto& route : rt_->cfg.delivery.routes)
+      if ("route:" + route.host.str() == dest) r.route = &route;
+    if (!r.route) {  // the route went away in a reload: deliver by MX next time
+      return fail_job_now(id, reply(451, "4.3.0", "route removed by reload"), false);
+    }
+    r.port = r.route->host.port;
+    resolver_->resolve_host(r.route->host.host, [this, alive](dns::MxResult res) { resolved(alive, std::move(res)); });
+  } else {
+    r.port = rt_->cfg.delivery.port;
+    resolver_->resolve_mx(dest, [this, alive](dns::MxResult res) { resolved(alive, std::move(res)); });
+  }
+}
+
+void DeliveryManager::resolved(uint64_t job_id, dns::MxResult res) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  RunningJob& rj = *it->second;
+  switch (res.status) {
+    case dns::Status::null_mx:
+      return fail_job_now(job_id, reply(556, "5.1.10", rj.job.destination + " does not accept mail (null MX)"), false);
+    case dns::Status::nxdomain:
+      return fail_job_now(job_id, reply(550, "5.1.2", res.error), false);
+    case dns::Status::transient:
+      return fail_job_now(job_id, reply(451, "4.4.3", res.error), false);
+    case dns::Status::ok:
+      break;
+  }
+  for (const auto& h : res.hosts)
+    for (const auto& ip : h.addresses)
+      if (rj.candidates.size() < kMaxCandidates) rj.candidates.push_back({h.name, ip});
+  try_next(job_id);
+}
+
+void DeliveryManager::try_next(uint64_t job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  RunningJob& rj = *it->second;
+  if (stopping_ || rj.next >= rj.candidates.size()) {
+    std::string why = rj.last_error.empty() ? "no host could be reached" : rj.last_error;
+    std::vector<smtp::Reply> replies(rj.job.rcpts.size(), reply(451, "4.4.1", why));
+    return complete_job(job_id, /*connection_failed=*/!stopping_, replies, "", "");
+  }
+  const Candidate& c = rj.candidates[rj.next++];
+  std::string key = fmt::format("{}:{}", c.ip, rj.port);
+  if (SmtpClient* idle = pool_.take(key)) return run_txn(job_id, idle, true);
+  SmtpClient* client = new_client(c.host);
+  client->open(server_.loop(), c.ip, rj.port,
+               [this, job_id](SmtpClient* cl, std::string error, bool) {
+                 auto jit = jobs_.find(job_id);
+                 if (jit == jobs_.end()) return;
+                 if (!error.empty()) {
+                   jit->second->last_error = error;
+                   log::info("delivery.connect_failed", {{"id", jit->second->job.msg_id}, {"error", error}});
+                   return try_next(job_id);
+                 }
+                 run_txn(job_id, cl, false);
+               });
+}
+
+SmtpClient* DeliveryManager::new_client(const std::string& host) {
+  ClientSettings s = client_settings();
+  s.sni = host;
+  auto c = std::make_unique<SmtpClient>(next_client_id_++, host, std::move(s),
+                                        SmtpClient::Hooks{[this](SmtpClient* cl) { client_closed(cl); }});
+  SmtpClient* p = c.get();
+  clients_.emplace(p, std::move(c));
+  return p;
+}
+
+void DeliveryManager::client_closed(SmtpClient* c) {
+  pool_.forget(c);
+  // Deleted later on the loop: this runs inside the client's own callback.
+  auto it = clients_.find(c);
+  if (it == clients_.end()) return;
+  std::unique_ptr<SmtpClient> dying = std::move(it->second);
+  clients_.erase(it);
+  dying.release();  // the client deletes itself below
+  auto* timer = new uv_timer_t;
+  uv_timer_init(server_.loop(), timer);
+  timer->data = c;
+  uv_timer_start(timer, [](uv_timer_t* t) {
+    delete static_cast<SmtpClient*>(t->data);
+    uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }, 0, 0);
+  if (stopping_) maybe_done();
+}
+
+void DeliveryManager::run_txn(uint64_t job_id, SmtpClient* client, bool reused) {
+  auto it = jobs_.find(job_id);
+  auto ait = it == jobs_.end() ? active_.end() : active_.find(it->second->job.msg_id);
+  if (it == jobs_.end() || ait == active_.end()) {
+    client->quit();
+    return;
+  }
+  RunningJob& rj = *it->second;
+  const smtp::Envelope& env = ait->second.env;
+  OutboundTxn tx;
+  tx.sender = env.sender;
+  for (uint32_t idx : rj.job.rcpts) {
+    tx.rcpts.push_back(env.rcpts[idx].address);
+    tx.rcpt_params.push_back(encode_dsn_params(env.rcpts[idx]));
+  }
+  if (env.ret == smtp::DsnRet::full) tx.mail_params += " RET=FULL";
+  if (env.ret == smtp::DsnRet::hdrs) tx.mail_params += " RET=HDRS";
+  if (!env.envid.empty()) tx.mail_params += " ENVID=" + env.envid;
+  tx.body = &rj.body;
+  tx.needs_smtputf8 = env.smtputf8;
+  tx.eight_bit = env.body == smtp::BodyType::eightbitmime || msg::scan_headers(rj.body).eight_bit;
+  std::string key = fmt::format("{}:{}", client->ip(), rj.port);
+  client->send(std::move(tx), [this, job_id, client, reused, key](TxnResult res) {
+    auto jit = jobs_.find(job_id);
+    if (jit == jobs_.end()) return;
+    RunningJob& rj = *jit->second;
+    if (!res.completed) {
+      rj.last_error = res.error;
+      if (reused && !rj.retried_fresh) {
+        // A cached connection may have been closed by the server while
+        // idle: one more try on a fresh connection to the same host.
+        rj.retried_fresh = true;
+        rj.next--;
+      }
+      return try_next(job_id);
+    }
+    const auto& cfg = rt_->cfg;
+    std::string mx = client->host_name(), tls = client->tls_version();
+    if (client->usable() && client->messages() < cfg.delivery.messages_per_connection && !stopping_)
+      pool_.put(key, client, uint64_t(cfg.delivery.idle_timeout.count()), cfg.delivery.connections_per_destination);
+    else
+      client->quit();
+    complete_job(job_id, false, res.replies, mx, tls);
+  });
+}
+
+void DeliveryManager::fail_job_now(uint64_t job_id, const smtp::Reply& r, bool connection_failed) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  std::vector<smtp::Reply> replies(it->second->job.rcpts.size(), r);
+  complete_job(job_id, connection_failed, replies, "", "");
+}
+
+}  // namespace ferry
