@@ -228,14 +228,6 @@ void Server::shutdown() {
   for (auto& [id, s] : sessions_) ids.push_back(id);
   for (uint64_t id : ids)
     if (SmtpSession* s = find_session(id)) s->shutdown();
-  if (delivery_) {
-    delivery_->shutdown([this] {
-      delivery_done_ = true;
-      maybe_finish_shutdown();
-    });
-  } else {
-    delivery_done_ = true;
-  }
   shutdown_timer_ = new uv_timer_t;
   uv_timer_init(loop_, shutdown_timer_);
   shutdown_timer_->data = this;
@@ -248,6 +240,14 @@ void Server::shutdown() {
         if (self->delivery_) self->delivery_->force_stop();
       },
       uint64_t(rt_->cfg.server.shutdown_timeout.count()), 0);
+  if (delivery_) {
+    delivery_->shutdown([this] {
+      delivery_done_ = true;
+      maybe_finish_shutdown();
+    });
+  } else {
+    delivery_done_ = true;
+  }
   maybe_finish_shutdown();
 }
 

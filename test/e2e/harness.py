@@ -144,6 +144,8 @@ class Ferry:
         self._reader.join(5)
         self.proc.stderr.close()
         self.proc = None
+        if rc != 0:  # show why (sanitizer reports end up here too)
+            sys.stderr.write(f"ferryd exited {rc}; last log lines:\n" + "".join(self.log_lines[-60:]))
         return rc
 
     def kill(self):
