@@ -242,8 +242,16 @@ void DeliveryManager::finish_destination(const std::string& msg_id) {
 }
 
 void DeliveryManager::send_dsn(const Active& a, const std::vector<msg::DsnRecipient>& rcpts,
-                               const std::string& body) {
+                               const std::string& job_body) {
   const auto& cfg = rt_->cfg;
+  // Recipients deferred without an attempt (suspended destination) come
+  // without a loaded body: the DSN still returns the original headers.
+  std::string loaded;
+  if (job_body.empty()) {
+    auto b = spool_.get_body(a.env.id);
+    if (b) loaded = std::move(*b);
+  }
+  const std::string& body = job_body.empty() ? loaded : job_body;
   smtp::Envelope env;
   env.id = server_.new_message_id();
   env.sender = "";  // DSNs go out with the null sender, so they never cause DSNs

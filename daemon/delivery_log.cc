@@ -12,20 +12,10 @@
 #include "util/log.h"
 
 namespace ferry {
-namespace {
-std::string iso_time(int64_t ms) {
-  std::time_t secs = ms / 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:03d}Z", buf, int(ms % 1000));
-}
-}  // namespace
 
 spool::LogEvent log_event(const EventInfo& in) {
   nlohmann::json j;
-  j["ts"] = iso_time(in.ts_ms);
+  j["ts"] = log::iso_timestamp(in.ts_ms);
   j["event"] = in.event;
   j["id"] = in.env->id;
   j["from"] = in.env->sender;

@@ -183,14 +183,18 @@ void Connection::pause_reading() {
   uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp_));
 }
 
-void Connection::start_tls(std::shared_ptr<TlsContext> ctx) {
+void Connection::make_ssl(std::shared_ptr<TlsContext> ctx) {
   tls_ctx_ = std::move(ctx);
   ssl_ = SSL_new(tls_ctx_->get());
   rbio_ = BIO_new(BIO_s_mem());
   wbio_ = BIO_new(BIO_s_mem());
   SSL_set_bio(ssl_, rbio_, wbio_);
-  SSL_set_accept_state(ssl_);
   handshake_done_ = false;
+}
+
+void Connection::start_tls(std::shared_ptr<TlsContext> ctx) {
+  make_ssl(std::move(ctx));
+  SSL_set_accept_state(ssl_);
 }
 
 void Connection::reinject(std::string_view data) {
@@ -201,18 +205,13 @@ void Connection::reinject(std::string_view data) {
 }
 
 void Connection::start_tls_client(std::shared_ptr<TlsContext> ctx, const std::string& sni, bool verify) {
-  tls_ctx_ = std::move(ctx);
-  ssl_ = SSL_new(tls_ctx_->get());
-  rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
-  SSL_set_bio(ssl_, rbio_, wbio_);
+  make_ssl(std::move(ctx));
   SSL_set_connect_state(ssl_);
   if (!sni.empty()) SSL_set_tlsext_host_name(ssl_, sni.c_str());
   if (verify) {
     SSL_set_verify(ssl_, SSL_VERIFY_PEER, nullptr);
     SSL_set1_host(ssl_, sni.c_str());
   }
-  handshake_done_ = false;
   int rc = SSL_do_handshake(ssl_);  // ClientHello
   flush_tls();
   if (rc != 1) {

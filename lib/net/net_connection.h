@@ -71,6 +71,7 @@ class Connection {
   Connection() = default;
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read_cb(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  void make_ssl(std::shared_ptr<TlsContext> ctx);
   void handle_ciphertext(std::string_view data);
   void flush_tls();
   void raw_write(std::string data);

@@ -27,7 +27,9 @@ const char* level_name(Level l) {
   return "?";
 }
 
-std::string timestamp(int64_t unix_ms) {
+}  // namespace
+
+std::string iso_timestamp(int64_t unix_ms) {
   std::time_t secs = unix_ms / 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
@@ -35,6 +37,8 @@ std::string timestamp(int64_t unix_ms) {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   return fmt::format("{}.{:03d}Z", buf, int(unix_ms % 1000));
 }
+
+namespace {
 
 // Text values are quoted when they hold a space, a quote or nothing at all,
 // so that a line splits back into key=value pairs unambiguously.
@@ -74,7 +78,7 @@ std::string format_line(Format format, Level level, std::string_view event,
   std::string out;
   out.reserve(128);
   if (format == Format::json) {
-    out += "{\"ts\":\"" + timestamp(unix_ms) + "\",\"level\":\"" + level_name(level) +
+    out += "{\"ts\":\"" + iso_timestamp(unix_ms) + "\",\"level\":\"" + level_name(level) +
            "\",\"event\":";
     append_json_string(out, event);
     for (const auto& f : fields) {
@@ -88,7 +92,7 @@ std::string format_line(Format format, Level level, std::string_view event,
     }
     out += "}\n";
   } else {
-    out += timestamp(unix_ms);
+    out += iso_timestamp(unix_ms);
     out += ' ';
     out += level_name(level);
     out += ' ';

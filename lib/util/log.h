@@ -17,6 +17,8 @@ enum class Level { debug, info, warn, error };
 enum class Format { text, json };
 
 void configure(Format format, Level min_level);
+// "2026-11-23T08:03:16.123Z": the time format of every log line and event.
+std::string iso_timestamp(int64_t unix_ms);
 bool enabled(Level level);
 
 struct Field {

@@ -224,6 +224,21 @@ class Raw:
         self.sock.close()
 
 
+class SharedFerry(unittest.TestCase):
+    """One ferryd for every test of the class; stopped (exit 0 checked) at the end."""
+    ferry_args = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.f = Ferry(**cls.ferry_args).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.f.stop()
+        cls.f.cleanup()
+        assert rc == 0, f"ferryd exited {rc}"
+
+
 def main():
     unittest.main(verbosity=2)
 

@@ -6,19 +6,10 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import PASSWORD, Ferry, main
+from harness import SharedFerry, PASSWORD, Ferry, main
 
 
-class Clients(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.f = Ferry().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.f.stop()
-        cls.f.cleanup()
-        assert rc == 0
+class Clients(SharedFerry):
 
     def swaks(self, *args):
         out = subprocess.run(["swaks", "--server", "127.0.0.1", "--from", "app@example.com",

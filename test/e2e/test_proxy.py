@@ -5,7 +5,7 @@ import socket
 import struct
 import unittest
 
-from harness import Ferry, Raw, main
+from harness import SharedFerry, Ferry, Raw, main
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -15,20 +15,12 @@ def proxy_v4(src, dst="127.0.0.1", sport=40000, dport=25):
     return SIG + bytes([0x21, 0x11]) + struct.pack("!H", len(addrs)) + addrs
 
 
-class Proxy(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.f = Ferry(listeners="""
+class Proxy(SharedFerry):
+    ferry_args = dict(listeners="""
   - name: proxied
     address: 127.0.0.1:0
     proxy_protocol: true
-""", extra="relay:\n  trusted_networks: [192.0.2.0/24]\n").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.f.stop()
-        cls.f.cleanup()
-        assert rc == 0
+""", extra="relay:\n  trusted_networks: [192.0.2.0/24]\n")
 
     def session(self, header):
         r = Raw(self.f.port("proxied"))

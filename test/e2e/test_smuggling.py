@@ -6,22 +6,13 @@ from evil@attacker.example. ferryd must answer exactly once, with a 5xx,
 queue nothing, and keep the session usable."""
 import unittest
 
-from harness import Ferry, Raw, main
+from harness import SharedFerry, Ferry, Raw, main
 
 SMUGGLED = (b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.org>\r\n"
             b"DATA\r\nSubject: smuggled\r\n\r\nforged\r\n")
 
 
-class Smuggling(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.f = Ferry().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.f.stop()
-        cls.f.cleanup()
-        assert rc == 0
+class Smuggling(SharedFerry):
 
     def attempt(self, fake_end):
         before = self.f.spool_ids()
