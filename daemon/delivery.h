@@ -94,9 +94,9 @@ class DeliveryManager {
   void try_next(uint64_t job_id);
   void run_txn(uint64_t job_id, SmtpClient* client, bool reused);
   void fail_job_now(uint64_t job_id, const smtp::Reply& r, bool connection_failed);
-  SmtpClient* new_client(const std::string& host);
+  SmtpClient* new_client(const std::string& host, const config::RouteConfig* route);
   void client_closed(SmtpClient* c);
-  ClientSettings client_settings() const;
+  ClientSettings client_settings(const config::RouteConfig* route) const;
 
   Server& server_;
   spool::Spool& spool_;

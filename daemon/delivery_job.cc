@@ -33,9 +33,14 @@ std::string encode_dsn_params(const smtp::EnvelopeRcpt& r) {
 }
 }  // namespace
 
-ClientSettings DeliveryManager::client_settings() const {
+ClientSettings DeliveryManager::client_settings(const config::RouteConfig* route) const {
   const auto& cfg = rt_->cfg;
   ClientSettings s;
+  if (route && !route->username.empty()) {
+    s.auth_user = route->username;
+    auto it = rt_->route_passwords.find(route->host.str());
+    if (it != rt_->route_passwords.end()) s.auth_password = it->second;
+  }
   s.helo = cfg.server.hostname;
   s.tls = cfg.delivery.tls;
   s.tls_ctx = rt_->client_tls;
@@ -113,7 +118,7 @@ void DeliveryManager::try_next(uint64_t job_id) {
   const Candidate& c = rj.candidates[rj.next++];
   std::string key = fmt::format("{}:{}", c.ip, rj.port);
   if (SmtpClient* idle = pool_.take(key)) return run_txn(job_id, idle, true);
-  SmtpClient* client = new_client(c.host);
+  SmtpClient* client = new_client(c.host, rj.route);
   client->open(server_.loop(), c.ip, rj.port,
                [this, job_id](SmtpClient* cl, std::string error, bool) {
                  auto jit = jobs_.find(job_id);
@@ -127,8 +132,8 @@ void DeliveryManager::try_next(uint64_t job_id) {
                });
 }
 
-SmtpClient* DeliveryManager::new_client(const std::string& host) {
-  ClientSettings s = client_settings();
+SmtpClient* DeliveryManager::new_client(const std::string& host, const config::RouteConfig* route) {
+  ClientSettings s = client_settings(route);
   s.sni = host;
   auto c = std::make_unique<SmtpClient>(next_client_id_++, host, std::move(s),
                                         SmtpClient::Hooks{[this](SmtpClient* cl) { client_closed(cl); }});

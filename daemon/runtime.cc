@@ -1,6 +1,8 @@
 // See runtime.h.
 #include "runtime.h"
 
+#include <fstream>
+
 namespace ferry {
 
 Expected<std::shared_ptr<const Runtime>> build_runtime(config::Config cfg) {
@@ -24,6 +26,15 @@ Expected<std::shared_ptr<const Runtime>> build_runtime(config::Config cfg) {
     auto ctx = net::TlsContext::client(cfg.tls.min_version);
     if (!ctx) return ctx.error();
     rt->client_tls = *ctx;
+  }
+  for (const auto& r : cfg.delivery.routes) {
+    if (r.password_file.empty()) continue;
+    std::ifstream in(r.password_file);
+    std::string pw;
+    if (!in || !std::getline(in, pw))
+      return Error(Errc::invalid, "cannot read " + r.password_file + " (delivery.routes password_file)");
+    if (!pw.empty() && pw.back() == '\r') pw.pop_back();
+    rt->route_passwords[r.host.str()] = pw;
   }
   rt->cfg = std::move(cfg);
   return std::shared_ptr<const Runtime>(std::move(rt));

@@ -4,7 +4,9 @@
 // in the middle of a conversation.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
 
 #include "auth/auth_users.h"
 #include "config/config.h"
@@ -18,6 +20,7 @@ struct Runtime {
   std::shared_ptr<net::TlsContext> tls;          // null when no listener uses TLS
   std::shared_ptr<const auth::UserDb> users;     // null when no listener offers AUTH
   std::shared_ptr<net::TlsContext> client_tls;   // outbound STARTTLS; null with delivery.tls: none
+  std::map<std::string, std::string> route_passwords;  // route host:port → password
 };
 
 // Builds a runtime from a loaded config: reads certificates and users.

@@ -68,6 +68,10 @@ void SmtpClient::after_ehlo() {
   if (!conn_->tls_active() && (s_.tls == config::OutTls::encrypt || s_.tls == config::OutTls::verify))
     return fail_open(fmt::format("{}[{}] does not offer STARTTLS, and delivery.tls requires TLS", host_, ip_), false);
   if (!s_.auth_user.empty()) {
+    // Credentials never travel in clear, whatever the server offers, unless
+    // the admin turned TLS off for delivery altogether.
+    if (!conn_->tls_active() && s_.tls != config::OutTls::none)
+      return fail_open(fmt::format("{}[{}] offers no STARTTLS; not sending credentials in clear", host_, ip_), false);
     std::string creds = std::string(1, '\0') + s_.auth_user + std::string(1, '\0') + s_.auth_password;
     command("AUTH PLAIN " + base64_encode(creds), [this](const Reply& r) {
       if (r.code != 235) return fail_open("AUTH: " + r.summary(), false);

@@ -31,6 +31,8 @@ struct ListenerConfig {
 struct RouteConfig {
   std::string domain;  // "*" = every domain (smarthost)
   HostPort host;
+  std::string username;       // AUTH PLAIN to the host when set
+  std::string password_file;  // first line is the password
 };
 
 struct Config {

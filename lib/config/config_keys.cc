@@ -83,6 +83,13 @@ const Key<R> kRouteKeys[] = {
      [](R& r, const YAML::Node& n, Ctx&) { r.domain = get_string(n); }},
     {"host", nullptr, "host:port to deliver to instead of the domain's MX hosts.",
      [](R& r, const YAML::Node& n, Ctx&) { r.host = get_host_port(n, false, false); }},
+    {"username", "null",
+     "User name for AUTH PLAIN to the route's host (a smarthost that requires it); needs password_file.",
+     [](R& r, const YAML::Node& n, Ctx&) { r.username = n.IsNull() ? "" : get_string(n); }},
+    {"password_file", "null",
+     "File whose first line is the password for username; kept out of ferry.yaml so the config can be "
+     "world-readable.",
+     [](R& r, const YAML::Node& n, Ctx& x) { r.password_file = get_path(n, x); }},
 };
 
 const Key<C> kConfigKeys[] = {

@@ -155,6 +155,13 @@ void validate(const Config& c, const Ctx& ctx) {
     fail_at(ctx, "delivery.retry.min_backoff", "delivery.retry.min_backoff is above max_backoff");
   if (c.delivery.connections_per_destination == 0)
     fail_at(ctx, "delivery.connections_per_destination", "must be at least 1");
+  for (size_t i = 0; i < c.delivery.routes.size(); ++i) {
+    const auto& r = c.delivery.routes[i];
+    std::string at = fmt::format("delivery.routes[{}]", i);
+    if (!r.username.empty() && r.password_file.empty())
+      fail_at(ctx, at + ".username", "a route with username needs password_file");
+    if (!r.password_file.empty()) require_readable(ctx, at + ".password_file", r.password_file);
+  }
   if (c.delivery.messages_per_connection == 0)
     fail_at(ctx, "delivery.messages_per_connection", "must be at least 1");
 }

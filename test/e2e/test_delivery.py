@@ -2,13 +2,14 @@
 server (dnsmasq) and delivers to real receiving SMTP servers (aiosmtpd) on
 other loopback addresses, retries, bounces with DSNs, expires, and leaves
 an empty spool behind."""
+import os
 import re
 import smtplib
 import threading
 import time
 import unittest
 
-from harness import Dns, Ferry, Raw, Receivers, main, strip_received
+from harness import PASSWORD, Dns, Ferry, Raw, Receivers, main, strip_received
 
 A, B, C, DEAD, BACKUP2, SRC, UNREACH = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
                                         "127.0.0.6", "127.0.0.7", "127.0.0.8")
@@ -185,6 +186,45 @@ class Expiry(unittest.TestCase):
             f.cleanup()
             rx.stop()
             dns.stop()
+
+
+class Smarthost(unittest.TestCase):
+    """ferry → a second ferryd as smarthost: route "*", STARTTLS required
+    (delivery.tls: encrypt), AUTH PLAIN with a password from a file."""
+
+    def test_route_with_starttls_and_auth(self):
+        upstream = Ferry().start()  # submission listener: STARTTLS + AUTH required
+        pwfile = None
+        f = None
+        try:
+            pwfile = os.path.join(upstream.dir, "route.pw")
+            with open(pwfile, "w") as p:
+                p.write(PASSWORD + "\n")
+            f = Ferry(listeners=RELAY, extra=(
+                "delivery:\n  tls: encrypt\n  retry: { min_backoff: 1s, max_backoff: 2s, max_lifetime: 1h }\n"
+                "  routes:\n    - { domain: \"*\", host: \"127.0.0.1:%d\", username: alice, "
+                "password_file: \"%s\" }\n" % (upstream.port("submission"), pwfile))).start()
+            msg_id = submit(f.port("relay"), "app@src.test", ["someone@example.org"], b"Subject: via smarthost\r\n\r\nx\r\n")
+            self.assertTrue(upstream.wait_log(r"info received id=\S+ from=app@src.test nrcpt=1 .*auth_user=alice tls=TLSv1\.[23] listener=submission"),
+                            upstream.log()[-2000:] + f.log()[-2000:])
+            self.assertTrue(f.wait_log(r"info delivered id=%s .*rcpt=someone@example.org mx=127.0.0.1 tls=TLSv1\.[23]" % msg_id))
+            # No STARTTLS on the upstream's relay port: encrypt refuses to go on, and
+            # the credentials are never sent.
+            self.assertEqual(f.stop(), 0)
+            f.write_config(RELAY, (
+                "delivery:\n  tls: encrypt\n  retry: { min_backoff: 1s, max_backoff: 2s, max_lifetime: 1h }\n"
+                "  routes:\n    - { domain: \"*\", host: \"127.0.0.1:%d\", username: alice, "
+                "password_file: \"%s\" }\n" % (upstream.port("relay"), pwfile)))
+            f.start()
+            submit(f.port("relay"), "app@src.test", ["other@example.org"], b"Subject: no tls\r\n\r\nx\r\n")
+            self.assertTrue(f.wait_log(r"warn deferred .*rcpt=other@example.org .*does not offer STARTTLS"))
+            self.assertNotIn("smtp.auth", upstream.log().split("listener=submission")[-1])
+        finally:
+            if f:
+                self.assertEqual(f.stop(), 0)
+                f.cleanup()
+            self.assertEqual(upstream.stop(), 0)
+            upstream.cleanup()
 
 
 if __name__ == "__main__":
