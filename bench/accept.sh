@@ -48,6 +48,8 @@ run_cell() {  # $1 = sync mode, $2 = extra smtp-source flags
 listeners:
   - name: relay
     address: 127.0.0.1:$port
+control:
+  socket: control.sock
 spool:
   path: spool
   sync: $sync

@@ -38,6 +38,8 @@ server:
 listeners:
   - name: relay
     address: 127.0.0.1:$port
+control:
+  socket: control.sock
 spool:
   path: spool
   sync: full

@@ -291,6 +291,96 @@ void DeliveryManager::send_dsn(const Active& a, const std::vector<msg::DsnRecipi
   server_.submit(std::move(req));
 }
 
+void DeliveryManager::flush(const std::string& id, const std::string& domain,
+                            std::function<void(Expected<uint64_t>)> done) {
+  std::vector<smtp::Envelope> todo;
+  int64_t t = now();
+  bool found = id.empty();
+  auto r = spool_.for_each_scheduled([&](const smtp::Envelope& e) {
+    if (!id.empty() && e.id != id) return true;
+    found = true;
+    if (active_.count(e.id) || e.next_attempt_ms <= t) return true;  // due already
+    if (!domain.empty()) {
+      bool match = false;
+      for (const auto& rc : e.rcpts) match |= rc.state == smtp::RcptState::pending && domain_of(rc.address) == domain;
+      if (!match) return true;
+    }
+    todo.push_back(e);
+    return true;
+  });
+  if (!r) return done(r.error());
+  if (!found) return done(Error(Errc::not_found, "no such message: " + id));
+  sched_.revive(domain.empty() ? "" : destination_of("x@" + domain));
+  uint64_t count = todo.size();
+  if (count == 0) {
+    refill();
+    return done(uint64_t(0));
+  }
+  auto remaining = std::make_shared<uint64_t>(count);
+  for (auto& e : todo) {
+    int64_t old = e.next_attempt_ms;
+    e.next_attempt_ms = t;
+    auto req = std::make_unique<spool::WriteRequest>();
+    req->op = spool::UpdateMessage{e, old, {}};
+    req->done = [this, remaining, count, done](spool::WriteRequest& w) {
+      if (!w.result) log::error("delivery.flush", {{"error", w.result.error().message}});
+      if (--*remaining > 0) return;
+      refill();
+      done(count);
+    };
+    server_.submit(std::move(req));
+  }
+}
+
+Expected<void> DeliveryManager::remove(const std::string& id, bool bounce) {
+  for (const auto& [jid, rj] : jobs_)
+    if (rj->job.msg_id == id)
+      return Error(Errc::busy, "message " + id + " is being delivered right now; try again in a moment");
+  Active a;
+  auto it = active_.find(id);
+  if (it != active_.end()) {
+    a = it->second;
+  } else {
+    auto e = spool_.get_envelope(id);
+    if (!e) return Error(e.error().code, e.error().code == Errc::not_found ? "no such message: " + id : e.error().message);
+    a.env = std::move(*e);
+    a.disk_next = a.env.next_attempt_ms;
+  }
+  sched::Job job;
+  job.msg_id = id;
+  for (uint32_t i = 0; i < a.env.rcpts.size(); ++i)
+    if (a.env.rcpts[i].state == smtp::RcptState::pending) job.rcpts.push_back(i);
+  if (bounce) {
+    auto body = spool_.get_body(id);
+    std::vector<smtp::Reply> replies(job.rcpts.size(), smtp::reply(550, "5.0.0", "bounced by the administrator"));
+    apply_outcomes(a, job, replies, "", "", /*attempted=*/false, body ? *body : "");
+  } else {
+    std::vector<spool::LogEvent> events;
+    smtp::Reply why = smtp::reply(0, "", "deleted by the administrator");
+    for (uint32_t idx : job.rcpts) {
+      EventInfo ev;
+      ev.event = "deleted";
+      ev.ts_ms = now();
+      ev.env = &a.env;
+      ev.rcpt = a.env.rcpts[idx].address;
+      ev.reply = &why;
+      events.push_back(log_event(ev));
+    }
+    auto log_req = std::make_unique<spool::WriteRequest>();
+    log_req->op = spool::AppendLog{std::move(events)};
+    server_.submit(std::move(log_req));
+    auto del = std::make_unique<spool::WriteRequest>();
+    del->op = spool::DeleteMessage{id};
+    del->done = [id](spool::WriteRequest& w) {
+      if (!w.result) log::error("delivery.delete", {{"id", id}, {"error", w.result.error().message}});
+    };
+    server_.submit(std::move(del));
+  }
+  // Queued scheduler items for it find no active entry and are dropped.
+  active_.erase(id);
+  return {};
+}
+
 void DeliveryManager::shutdown(std::function<void()> done) {
   stopping_ = true;
   on_done_ = std::move(done);

@@ -48,6 +48,12 @@ class DeliveryManager {
   void shutdown(std::function<void()> done);
   void force_stop();
 
+  // ferryctl: make deferred mail (one id, one domain, or all) due now.
+  void flush(const std::string& id, const std::string& domain, std::function<void(Expected<uint64_t>)> done);
+  // ferryctl: delete a message, or bounce it (DSN to the sender).
+  Expected<void> remove(const std::string& id, bool bounce);
+  size_t active() const { return active_.size(); }
+
  private:
   struct Active {
     smtp::Envelope env;

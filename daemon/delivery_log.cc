@@ -35,7 +35,8 @@ spool::LogEvent log_event(const EventInfo& in) {
   std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 
   log::Level level = std::string_view(in.event) == "deferred" ? log::Level::warn : log::Level::info;
-  log::write(level, in.event,
+  if (in.stderr_line)
+    log::write(level, in.event,
              {{"id", in.env->id},
               {"from", in.env->sender},
               {"rcpt", in.rcpt},

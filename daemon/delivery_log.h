@@ -21,6 +21,7 @@ struct EventInfo {
   std::string tls;
   const smtp::Reply* reply = nullptr;
   uint32_t attempt = 0;
+  bool stderr_line = true;  // false: stored only (per-recipient "received"; the session logs one line)
 };
 
 // Builds the event and logs it on stderr; returns it for the spool.

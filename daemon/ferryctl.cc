@@ -1,25 +1,49 @@
-// ferryctl: the admin CLI. This version has `passwd`; the commands that
-// talk to a running ferryd over the control socket come with it.
+// ferryctl: the admin CLI. `passwd` works offline; every other command is
+// one JSON request over the control socket of a running ferryd (see
+// control.h). Tables for people by default, --json for scripts. Exit
+// status: 0 ok, 1 the daemon refused or failed, 2 usage, 3 no daemon.
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <string>
+#include <vector>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 
 #include "auth/auth_users.h"
+#include "config/config.h"
+
+using nlohmann::json;
 
 namespace {
+
+constexpr const char* kDefaultConfig = "/etc/ferry/ferry.yaml";
 
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: ferryctl [-c FILE | -s SOCKET] COMMAND\n"
                "commands:\n"
-               "  passwd   read a password (twice on a terminal, once from a pipe)\n"
-               "           and print an argon2id hash for auth.users_file\n");
+               "  status                           daemon, listeners, queue and counters\n"
+               "  reload                           re-read the configuration (like SIGHUP)\n"
+               "  queue summary [--json]           per destination: messages, oldest, last error\n"
+               "  queue list [--json]              every queued message\n"
+               "  queue show ID                    one message's envelope (never its body)\n"
+               "  queue flush [ID | --domain D]    retry deferred mail now\n"
+               "  queue delete ID                  remove a message\n"
+               "  queue bounce ID                  return a message to its sender (DSN)\n"
+               "  log search --address A [--since T] [--json]\n"
+               "                                   delivery-log events of one address;\n"
+               "                                   T: YYYY-MM-DD or an age like 7d, 12h\n"
+               "  passwd                           read a password, print an argon2id hash\n");
 }
 
 bool read_password(const char* prompt, std::string& out) {
@@ -46,11 +70,9 @@ int cmd_passwd() {
     std::fprintf(stderr, "ferryctl: no password given\n");
     return 1;
   }
-  if (isatty(STDIN_FILENO)) {
-    if (!read_password("Again: ", again) || again != pw) {
-      std::fprintf(stderr, "ferryctl: passwords do not match\n");
-      return 1;
-    }
+  if (isatty(STDIN_FILENO) && (!read_password("Again: ", again) || again != pw)) {
+    std::fprintf(stderr, "ferryctl: passwords do not match\n");
+    return 1;
   }
   if (pw.empty()) {
     std::fprintf(stderr, "ferryctl: empty password refused\n");
@@ -67,28 +89,200 @@ int cmd_passwd() {
   return 0;
 }
 
+// Sends one request; returns the daemon's answer or exits 3 when no
+// daemon listens there.
+json call(const std::string& socket_path, const json& request) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof sa.sun_path) {
+    std::fprintf(stderr, "ferryctl: socket path too long: %s\n", socket_path.c_str());
+    std::exit(2);
+  }
+  std::memcpy(sa.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    std::fprintf(stderr, "ferryctl: cannot reach ferryd at %s: %s\n", socket_path.c_str(), std::strerror(errno));
+    std::exit(3);
+  }
+  std::string out = request.dump() + "\n";
+  for (size_t off = 0; off < out.size();) {
+    ssize_t n = ::write(fd, out.data() + off, out.size() - off);
+    if (n <= 0) {
+      std::fprintf(stderr, "ferryctl: write: %s\n", std::strerror(errno));
+      std::exit(3);
+    }
+    off += size_t(n);
+  }
+  std::string in;
+  char buf[64 * 1024];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) in.append(buf, size_t(n));
+  ::close(fd);
+  json j = json::parse(in, nullptr, false);
+  if (j.is_discarded()) {
+    std::fprintf(stderr, "ferryctl: malformed answer from ferryd\n");
+    std::exit(1);
+  }
+  return j;
+}
+
+std::string socket_from(const std::string& config_path, bool explicit_config) {
+  if (!explicit_config && ::access(config_path.c_str(), R_OK) != 0) return "/run/ferry/control.sock";
+  auto cfg = ferry::config::load_file(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
+    std::exit(2);
+  }
+  return cfg->control.socket;
+}
+
+int64_t parse_since(const std::string& t) {
+  auto d = ferry::config::parse_duration(t);
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  if (d) return now - d->count();
+  std::tm tm{};
+  if (strptime(t.c_str(), "%Y-%m-%d", &tm) == nullptr) {
+    std::fprintf(stderr, "ferryctl: --since takes YYYY-MM-DD or an age like 7d\n");
+    std::exit(2);
+  }
+  return int64_t(timegm(&tm)) * 1000;
+}
+
+void table(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w(head.size());
+  for (size_t i = 0; i < head.size(); ++i) w[i] = head[i].size();
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], std::min<size_t>(r[i].size(), 60));
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string s;
+    for (size_t i = 0; i < r.size(); ++i) {
+      std::string cell = r[i].size() > 60 ? r[i].substr(0, 57) + "..." : r[i];
+      s += cell;
+      if (i + 1 < r.size()) s += std::string(w[i] - cell.size() + 2, ' ');
+    }
+    std::printf("%s\n", s.c_str());
+  };
+  line(head);
+  for (const auto& r : rows) line(r);
+}
+
+std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : j.dump(); }
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int i = 1;
-  for (; i < argc; ++i) {
+  std::string config_path = kDefaultConfig, socket_path;
+  bool explicit_config = false;
+  std::vector<std::string> words;
+  bool as_json = false;
+  std::string address, since, domain;
+  for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if ((a == "-c" || a == "-s") && i + 1 < argc) {
-      ++i;  // used by the control-socket commands
+    auto value = [&](const char* name) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "ferryctl: %s needs a value\n", name);
+        std::exit(2);
+      }
+      return std::string(argv[++i]);
+    };
+    if (a == "-c") {
+      config_path = value("-c");
+      explicit_config = true;
+    } else if (a == "-s") {
+      socket_path = value("-s");
+    } else if (a == "--json") {
+      as_json = true;
+    } else if (a == "--address") {
+      address = value("--address");
+    } else if (a == "--since") {
+      since = value("--since");
+    } else if (a == "--domain") {
+      domain = value("--domain");
     } else if (a == "-h" || a == "--help") {
       usage(stdout);
       return 0;
+    } else if (!a.empty() && a[0] == '-') {
+      std::fprintf(stderr, "ferryctl: unknown option '%s'\n", a.c_str());
+      return 2;
     } else {
-      break;
+      words.push_back(a);
     }
   }
-  if (i >= argc) {
+  if (words.empty()) {
     usage(stderr);
     return 2;
   }
-  std::string cmd = argv[i];
+  std::string cmd = words[0];
   if (cmd == "passwd") return cmd_passwd();
-  std::fprintf(stderr, "ferryctl: unknown command '%s'\n", cmd.c_str());
-  usage(stderr);
-  return 2;
+
+  json req;
+  if ((cmd == "queue" || cmd == "log") && words.size() >= 2) cmd += "." + words[1];
+  size_t argn = cmd.find('.') == std::string::npos ? 1 : 2;
+  std::string id = words.size() > argn ? words[argn] : "";
+  req["cmd"] = cmd;
+  req["args"] = json::object();
+  if (cmd == "queue.show" || cmd == "queue.delete" || cmd == "queue.bounce") {
+    if (id.empty()) {
+      std::fprintf(stderr, "ferryctl: %s needs a message ID\n", cmd.c_str());
+      return 2;
+    }
+    req["args"]["id"] = id;
+  } else if (cmd == "queue.flush") {
+    if (!id.empty()) req["args"]["id"] = id;
+    if (!domain.empty()) req["args"]["domain"] = domain;
+  } else if (cmd == "log.search") {
+    if (address.empty()) {
+      std::fprintf(stderr, "ferryctl: log search needs --address\n");
+      return 2;
+    }
+    req["args"]["address"] = address;
+    if (!since.empty()) req["args"]["since_ms"] = parse_since(since);
+  } else if (cmd != "status" && cmd != "reload" && cmd != "queue.summary" && cmd != "queue.list") {
+    std::fprintf(stderr, "ferryctl: unknown command '%s'\n", cmd.c_str());
+    usage(stderr);
+    return 2;
+  }
+  if (socket_path.empty()) socket_path = socket_from(config_path, explicit_config);
+
+  json resp = call(socket_path, req);
+  if (!resp.value("ok", false)) {
+    std::fprintf(stderr, "ferryctl: %s\n", resp.value("error", std::string("failed")).c_str());
+    return 1;
+  }
+  const json& r = resp["result"];
+  if (cmd == "log.search" && as_json) {
+    for (const auto& ev : r) std::printf("%s\n", ev.dump().c_str());  // one object per line
+    return 0;
+  }
+  if (as_json || cmd == "status" || cmd == "queue.show") {
+    std::printf("%s\n", r.dump(as_json ? -1 : 2).c_str());
+    return 0;
+  }
+  if (cmd == "queue.summary") {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& d : r)
+      rows.push_back({str(d["destination"]), str(d["messages"]), str(d["recipients"]),
+                      fmt::format("{}s", d["oldest_age_s"].get<int64_t>()), str(d["last_error"])});
+    table({"DESTINATION", "MESSAGES", "RCPTS", "OLDEST", "LAST ERROR"}, rows);
+  } else if (cmd == "queue.list") {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& m : r) {
+      std::string rcpts;
+      for (const auto& x : m["rcpts"]) rcpts += (rcpts.empty() ? "" : ",") + str(x);
+      rows.push_back({str(m["id"]), str(m["from"]).empty() ? "<>" : str(m["from"]), rcpts, str(m["size"]),
+                      str(m["next_attempt"]), str(m["last_error"])});
+    }
+    table({"ID", "FROM", "TO", "SIZE", "NEXT ATTEMPT", "LAST ERROR"}, rows);
+  } else if (cmd == "log.search") {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& e : r)
+      rows.push_back({str(e["ts"]), str(e["event"]), str(e["id"]), str(e["from"]), str(e.value("rcpt", "")),
+                      e.contains("response") ? str(e["response"]) : ""});
+    table({"TIME", "EVENT", "ID", "FROM", "RCPT", "RESPONSE"}, rows);
+  } else {
+    std::printf("%s\n", r.dump().c_str());
+  }
+  return 0;
 }

@@ -58,6 +58,13 @@ Expected<void> Server::start() {
   delivery_->start();
 
   if (auto r = bind_listeners(rt_->cfg); !r) return r;
+  started_ms_ = clock_.now_ms();
+  auto control = ControlServer::listen(loop_, rt_->cfg.control.socket,
+                                       [this](const nlohmann::json& req, ControlServer::Reply reply) {
+                                         handle_control(req, std::move(reply));
+                                       });
+  if (!control) return control.error();
+  control_ = std::move(*control);
 
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
     auto* h = new uv_signal_t;
@@ -68,7 +75,7 @@ Expected<void> Server::start() {
         [](uv_signal_t* s, int signum) {
           auto* self = static_cast<Server*>(s->data);
           if (signum == SIGHUP)
-            self->reload();
+            (void)self->reload();  // logs its own outcome
           else
             self->shutdown();
         },
@@ -192,30 +199,28 @@ void Server::verify_password(uint64_t session_id, std::shared_ptr<const auth::Us
       });
 }
 
-void Server::reload() {
+Expected<void> Server::reload() {
   sd_notify(0, "RELOADING=1");
-  auto done = [] { sd_notify(0, "READY=1"); };
+  auto failed = [this](const Error& e) -> Expected<void> {
+    counters_.reloads_failed++;
+    log::error("reload.failed", {{"error", e.message}});
+    sd_notify(0, "READY=1");
+    return e;
+  };
   auto cfg = config::load_file(rt_->cfg.file);
-  if (!cfg) {
-    log::error("reload.failed", {{"error", cfg.error().message}});
-    return done();
-  }
+  if (!cfg) return failed(cfg.error());
   if (cfg->spool.path != rt_->cfg.spool.path)
     log::warn("reload.ignored", {{"key", "spool.path"}, {"why", "needs a restart"}});
   auto rt = build_runtime(std::move(*cfg));
-  if (!rt) {
-    log::error("reload.failed", {{"error", rt.error().message}});
-    return done();
-  }
-  if (auto r = bind_listeners((*rt)->cfg); !r) {
-    log::error("reload.failed", {{"error", r.error().message}});
-    return done();
-  }
+  if (!rt) return failed(rt.error());
+  if (auto r = bind_listeners((*rt)->cfg); !r) return failed(r.error());
   log::configure((*rt)->cfg.logging.format, (*rt)->cfg.logging.level);
   rt_ = *rt;  // sessions already open keep the snapshot they started with
   if (delivery_) delivery_->set_runtime(rt_);
+  counters_.reloads_ok++;
   log::info("reload.ok", {{"file", rt_->cfg.file}, {"listeners", listeners_.size()}});
-  done();
+  sd_notify(0, "READY=1");
+  return {};
 }
 
 void Server::shutdown() {
@@ -224,6 +229,7 @@ void Server::shutdown() {
   sd_notify(0, "STOPPING=1");
   log::info("ferryd.stopping", {{"sessions", sessions_.size()}});
   listeners_.clear();  // stop accepting
+  control_.reset();
   std::vector<uint64_t> ids;
   for (auto& [id, s] : sessions_) ids.push_back(id);
   for (uint64_t id : ids)

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "control.h"
 #include "net/net_listener.h"
 #include "runtime.h"
 #include "spool/spool.h"
@@ -29,6 +30,8 @@ struct Counters {
   uint64_t messages_accepted = 0;
   uint64_t messages_rejected = 0;
   uint64_t auth_failures = 0;
+  uint64_t reloads_ok = 0;
+  uint64_t reloads_failed = 0;
 };
 
 class Server {
@@ -39,7 +42,7 @@ class Server {
   // Binds listeners, recovers the spool, installs signal handlers.
   Expected<void> start();
   // Re-reads the config file; keeps the old one if the new one is invalid.
-  void reload();
+  Expected<void> reload();
   // Stops accepting and ends sessions (bounded by server.shutdown_timeout).
   void shutdown();
 
@@ -63,6 +66,7 @@ class Server {
     std::unique_ptr<net::Listener> listener;
   };
   void on_accept(uv_stream_t* server);
+  void handle_control(const nlohmann::json& req, ControlServer::Reply reply);  // control_commands.cc
   void on_spool_wakeup();
   Expected<void> bind_listeners(const config::Config& cfg);
   void maybe_finish_shutdown();
@@ -72,6 +76,8 @@ class Server {
   std::unique_ptr<spool::Spool> spool_;
   std::unique_ptr<spool::SpoolWriter> writer_;
   std::unique_ptr<DeliveryManager> delivery_;
+  std::unique_ptr<ControlServer> control_;
+  int64_t started_ms_ = 0;
   bool delivery_done_ = false;
   uv_async_t* spool_async_ = nullptr;
   std::vector<uv_signal_t*> signals_;

@@ -3,6 +3,8 @@
 // thread's transaction has returned: mail accepted is mail owed.
 #include <fmt/format.h>
 
+#include "delivery_log.h"
+#include "msg/msg_headers.h"
 #include "msg/msg_received.h"
 #include "server.h"
 #include "smtp_session.h"
@@ -98,7 +100,22 @@ void SmtpSession::finish_message() {
   body.reserve(body.size() + txn_.body.size());
   body += txn_.body;
   env.size = body.size();
-  req->op = spool::InsertMessage{std::move(env), std::move(body), {}};
+  // One stored "received" event per recipient, so that a search by address
+  // finds it; stderr gets one line per message from on_commit.
+  std::vector<spool::LogEvent> events;
+  std::string subject = cfg_.delivery_log.subject ? msg::scan_headers(body).subject : "";
+  for (const auto& r : env.rcpts) {
+    EventInfo ev;
+    ev.event = "received";
+    ev.ts_ms = env.created_ms;
+    ev.env = &env;
+    ev.rcpt = r.address;
+    ev.subject = subject;
+    ev.tls = conn_->tls_version();
+    ev.stderr_line = false;
+    events.push_back(log_event(ev));
+  }
+  req->op = spool::InsertMessage{std::move(env), std::move(body), std::move(events)};
   Server* server = &server_;
   uint64_t sid = id_;
   req->done = [server, sid](spool::WriteRequest& r) {

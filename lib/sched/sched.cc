@@ -85,6 +85,16 @@ void Scheduler::finished(const Job& job, bool connection_failed, int64_t now) {
   }
 }
 
+void Scheduler::revive(const std::string& destination) {
+  for (auto& [name, d] : dests_) {
+    if (!destination.empty() && name != destination) continue;
+    d.failures = 0;
+    d.suspended_until = 0;
+    d.probing = false;
+    d.window = std::max(d.window, std::min(policy_.initial_window, policy_.max_window));
+  }
+}
+
 std::map<std::string, Scheduler::DestinationState> Scheduler::destinations() const {
   std::map<std::string, DestinationState> out;
   for (const auto& [name, d] : dests_)

@@ -59,6 +59,10 @@ class Scheduler {
   // success for the window whatever the recipients' replies were.
   void finished(const Job& job, bool connection_failed, int64_t now);
 
+  // Forgets a destination's failures and suspension (ferryctl queue flush):
+  // an admin who flushes wants an attempt now. Empty name: every destination.
+  void revive(const std::string& destination);
+
   struct DestinationState {
     size_t ready = 0;
     int active = 0;

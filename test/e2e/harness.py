@@ -82,6 +82,7 @@ class Ferry:
             f.write("tls:\n  certificate: cert.pem\n  key: key.pem\n")
             f.write("auth:\n  users_file: users.yaml\n  failure_delay: 50ms\n")
             f.write("spool:\n  path: spool\n  max_size: 64MiB\n")
+            f.write("control:\n  socket: control.sock\n")
             if "delivery:" not in extra:
                 # Accept-path tests keep their mail queued: everything is
                 # routed to a loopback port nobody listens on, so delivery
@@ -89,6 +90,16 @@ class Ferry:
                 f.write("delivery:\n  routes:\n    - { domain: \"*\", host: \"127.0.0.1:%d\" }\n"
                         % self.hold_port)
             f.write(extra)
+
+    @property
+    def socket(self):
+        return os.path.join(self.dir, "control.sock")
+
+    def ctl(self, *args, input=None):
+        """Runs ferryctl against this daemon: (exit status, stdout, stderr)."""
+        out = subprocess.run([FERRYCTL, "-s", self.socket, *args], capture_output=True, text=True,
+                             input=input, timeout=30)
+        return out.returncode, out.stdout, out.stderr
 
     @property
     def spool(self):
