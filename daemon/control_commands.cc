@@ -96,12 +96,16 @@ void Server::handle_control(const json& req, ControlServer::Reply reply) {
                      {"sessions", sessions_.size()},
                      {"queue", {{"messages", count ? *count : 0}, {"active", delivery_ ? delivery_->active() : 0}}},
                      {"counters",
-                      {{"connections", counters_.connections},
-                       {"accepted", counters_.messages_accepted},
-                       {"rejected", counters_.messages_rejected},
-                       {"auth_failures", counters_.auth_failures},
-                       {"reloads_ok", counters_.reloads_ok},
-                       {"reloads_failed", counters_.reloads_failed}}},
+                      {{"connections", metrics_.connections.load()},
+                       {"accepted", metrics_.received.load()},
+                       {"rejected", metrics_.rejected.load()},
+                       {"delivered", metrics_.delivered.load()},
+                       {"deferred", metrics_.deferred.load()},
+                       {"bounced", metrics_.bounced.load()},
+                       {"expired", metrics_.expired.load()},
+                       {"auth_failures", metrics_.auth_failures.load()},
+                       {"reloads_ok", metrics_.reloads_ok.load()},
+                       {"reloads_failed", metrics_.reloads_failed.load()}}},
                      {"spool", {{"commits", st.batches}, {"writes", st.requests}, {"max_batch", st.max_batch}}}}));
   }
   if (cmd == "reload") {

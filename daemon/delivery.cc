@@ -186,22 +186,27 @@ void DeliveryManager::apply_outcomes(Active& a, const sched::Job& job, const std
     ev.tls = tls;
     ev.reply = &rep;
     ev.attempt = r.attempts;
+    auto& m = server_.metrics();
     if (rep.positive()) {
+      m.delivered++;
       r.state = smtp::RcptState::delivered;
       ev.event = "delivered";
     } else if (rep.permanent()) {
+      m.bounced++;
       r.state = smtp::RcptState::bounced;
       ev.event = "bounced";
       if (wants_failure_dsn(r))
         dsn.push_back({r.address, r.orcpt, "failed", rep.enhanced.empty() ? "5.0.0" : rep.enhanced, mx,
                        rep.summary()});
     } else if (sched::expired(a.env.created_ms, t, policy)) {
+      m.expired++;
       r.state = smtp::RcptState::expired;
       ev.event = "expired";
       if (wants_failure_dsn(r))
         dsn.push_back({r.address, r.orcpt, "failed", "4.4.7", mx,
                        "delivery time expired; last error: " + rep.summary()});
     } else {
+      m.deferred++;
       ev.event = "deferred";
       int64_t next = sched::next_attempt(a.env.created_ms, t, policy, rng_());
       a.retry_at = a.retry_at == 0 ? next : std::min(a.retry_at, next);

@@ -45,6 +45,7 @@ ClientSettings DeliveryManager::client_settings(const config::RouteConfig* route
   s.tls = cfg.delivery.tls;
   s.tls_ctx = rt_->client_tls;
   s.connect_timeout_ms = uint64_t(cfg.delivery.connect_timeout.count());
+  s.tls_counter = &server_.metrics().tls_out;
   return s;
 }
 
@@ -90,6 +91,8 @@ void DeliveryManager::resolved(uint64_t job_id, dns::MxResult res) {
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return;
   RunningJob& rj = *it->second;
+  server_.metrics().dns_lookups++;
+  if (res.status == dns::Status::transient || res.status == dns::Status::nxdomain) server_.metrics().dns_failures++;
   switch (res.status) {
     case dns::Status::null_mx:
       return fail_job_now(job_id, reply(556, "5.1.10", rj.job.destination + " does not accept mail (null MX)"), false);

@@ -65,8 +65,30 @@ Expected<void> Server::start() {
                                        });
   if (!control) return control.error();
   control_ = std::move(*control);
+  metrics_.writer = writer_.get();
+  if (rt_->cfg.metrics.address) {
+    auto ms = MetricsServer::start(rt_->cfg.metrics.address->host, rt_->cfg.metrics.address->port, metrics_);
+    if (!ms) return ms.error();
+    metrics_server_ = std::move(*ms);
+  }
+  // Queue gauges for /metrics and status: cheap reads (entry count, and
+  // the oldest id, whose first 48 bits are its creation time).
+  gauge_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, gauge_timer_);
+  gauge_timer_->data = this;
+  update_gauges();
+  uv_timer_start(gauge_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->update_gauges(); }, 1000, 1000);
 
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+  // systemd's watchdog (WatchdogSec=): ping at half the interval from the
+  // loop itself, so a wedged loop stops the pings and gets restarted.
+  uint64_t wd_usec = 0;
+  if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+    watchdog_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, watchdog_timer_);
+    uv_timer_start(watchdog_timer_, [](uv_timer_t*) { sd_notify(0, "WATCHDOG=1"); }, 0, std::max<uint64_t>(1, wd_usec / 2000));
+  }
+
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
     auto* h = new uv_signal_t;
     uv_signal_init(loop_, h);
     h->data = this;
@@ -76,6 +98,10 @@ Expected<void> Server::start() {
           auto* self = static_cast<Server*>(s->data);
           if (signum == SIGHUP)
             (void)self->reload();  // logs its own outcome
+          else if (signum == SIGUSR1)
+            // Logs go to stderr (journald or a supervisor owns the file), so
+            // there is nothing to reopen yet; acknowledge for logrotate scripts.
+            log::info("log.reopen", {{"target", "stderr"}});
           else
             self->shutdown();
         },
@@ -94,8 +120,11 @@ Expected<void> Server::bind_listeners(const config::Config& cfg) {
   std::vector<BoundListener> next;
   for (const auto& lc : cfg.listeners) {
     BoundListener bl{lc, nullptr};
+    // Port 0 (kernel-chosen) matches only the same listener name: two
+    // ":0" listeners are different sockets.
     for (auto& old : listeners_)
-      if (old.listener && old.cfg.address.str() == lc.address.str() && lc.address.port != 0)
+      if (old.listener && old.cfg.address.str() == lc.address.str() &&
+          (lc.address.port != 0 || old.cfg.name == lc.name))
         bl.listener = std::move(old.listener);
     if (!bl.listener) {
       auto l = net::Listener::bind(loop_, lc.address.host, lc.address.port,
@@ -105,7 +134,7 @@ Expected<void> Server::bind_listeners(const config::Config& cfg) {
         for (auto& n : next)
           for (auto& old : listeners_)
             if (!old.listener && old.cfg.address.str() == n.cfg.address.str() && n.listener &&
-                n.cfg.address.port != 0)
+                (n.cfg.address.port != 0 || old.cfg.name == n.cfg.name))
               old.listener = std::move(n.listener);
         return Error(l.error().code, fmt::format("listener '{}': {}", lc.name, l.error().message));
       }
@@ -131,12 +160,13 @@ void Server::on_accept(uv_stream_t* server) {
   if (lc == nullptr) return;
   auto conn = net::Connection::accept(server);
   if (!conn) return;
-  counters_.connections++;
+  metrics_.connections++;
   uint64_t id = next_session_id_++;
   std::string ip = conn->peer_ip();
   auto session = std::make_unique<SmtpSession>(*this, id, std::move(conn), *lc, rt_);
   SmtpSession* s = session.get();
   sessions_.emplace(id, std::move(session));
+  metrics_.sessions_open = sessions_.size();
   uint64_t& per = per_client_[ip];
   ++per;
   const auto& limits = rt_->cfg.limits;
@@ -153,6 +183,14 @@ void Server::on_accept(uv_stream_t* server) {
   s->start();
 }
 
+void Server::update_gauges() {
+  auto n = spool_->message_count();
+  if (n) metrics_.queue_messages = *n;
+  auto oldest = spool_->first_id();
+  int64_t t = clock_.now_ms();
+  metrics_.queue_oldest_age_s = (oldest && !oldest->empty()) ? uint64_t(std::max<int64_t>(0, t - id_time_ms(*oldest)) / 1000) : 0;
+}
+
 SmtpSession* Server::find_session(uint64_t id) {
   auto it = sessions_.find(id);
   return it == sessions_.end() ? nullptr : it->second.get();
@@ -162,6 +200,7 @@ void Server::session_closed(uint64_t id, const std::string& client_ip) {
   auto it = per_client_.find(client_ip);
   if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
   sessions_.erase(id);
+  metrics_.sessions_open = sessions_.size();
   if (shutting_down_) maybe_finish_shutdown();
 }
 
@@ -202,7 +241,7 @@ void Server::verify_password(uint64_t session_id, std::shared_ptr<const auth::Us
 Expected<void> Server::reload() {
   sd_notify(0, "RELOADING=1");
   auto failed = [this](const Error& e) -> Expected<void> {
-    counters_.reloads_failed++;
+    metrics_.reloads_failed++;
     log::error("reload.failed", {{"error", e.message}});
     sd_notify(0, "READY=1");
     return e;
@@ -217,7 +256,7 @@ Expected<void> Server::reload() {
   log::configure((*rt)->cfg.logging.format, (*rt)->cfg.logging.level);
   rt_ = *rt;  // sessions already open keep the snapshot they started with
   if (delivery_) delivery_->set_runtime(rt_);
-  counters_.reloads_ok++;
+  metrics_.reloads_ok++;
   log::info("reload.ok", {{"file", rt_->cfg.file}, {"listeners", listeners_.size()}});
   sd_notify(0, "READY=1");
   return {};
@@ -265,12 +304,23 @@ void Server::maybe_finish_shutdown() {
     close(shutdown_timer_);
     shutdown_timer_ = nullptr;
   }
+  if (watchdog_timer_) {
+    uv_timer_stop(watchdog_timer_);
+    close(watchdog_timer_);
+    watchdog_timer_ = nullptr;
+  }
+  if (gauge_timer_) {
+    uv_timer_stop(gauge_timer_);
+    close(gauge_timer_);
+    gauge_timer_ = nullptr;
+  }
+  metrics_server_.reset();
   close(spool_async_);
   spool_async_ = nullptr;
   for (auto* s : signals_) close(s);
   signals_.clear();
   auto st = writer_->stats();
-  log::info("ferryd.stopped", {{"accepted", counters_.messages_accepted},
+  log::info("ferryd.stopped", {{"accepted", metrics_.received.load()},
                                {"spool_commits", st.batches},
                                {"spool_writes", st.requests},
                                {"max_batch", st.max_batch},

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "control.h"
+#include "metrics.h"
 #include "net/net_listener.h"
 #include "runtime.h"
 #include "spool/spool.h"
@@ -25,14 +26,6 @@ namespace ferry {
 class SmtpSession;
 class DeliveryManager;
 
-struct Counters {
-  uint64_t connections = 0;
-  uint64_t messages_accepted = 0;
-  uint64_t messages_rejected = 0;
-  uint64_t auth_failures = 0;
-  uint64_t reloads_ok = 0;
-  uint64_t reloads_failed = 0;
-};
 
 class Server {
  public:
@@ -49,7 +42,7 @@ class Server {
   uv_loop_t* loop() const { return loop_; }
   const Clock& clock() const { return clock_; }
   std::string new_message_id() { return ids_.next(clock_.now_ms()); }
-  Counters& counters() { return counters_; }
+  Metrics& metrics() { return metrics_; }
 
   void submit(std::unique_ptr<spool::WriteRequest> req) { writer_->submit(std::move(req)); }
   // A message is in the spool: hand it to delivery.
@@ -89,7 +82,11 @@ class Server {
   uv_timer_t* shutdown_timer_ = nullptr;
   SystemClock clock_;
   IdGenerator ids_;
-  Counters counters_;
+  Metrics metrics_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  uv_timer_t* gauge_timer_ = nullptr;
+  uv_timer_t* watchdog_timer_ = nullptr;
+  void update_gauges();
 };
 
 }  // namespace ferry

@@ -90,6 +90,7 @@ void SmtpClient::after_tls_refused() {
 }
 
 void SmtpClient::on_tls_ready() {
+  if (s_.tls_counter) (*s_.tls_counter)++;
   command("EHLO " + s_.helo, [this](const Reply& e) {
     if (e.code != 250) return fail_open("EHLO after STARTTLS: " + e.summary(), false);
     caps_ = smtp::parse_ehlo(e);

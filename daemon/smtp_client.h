@@ -10,6 +10,7 @@
 // last thing), after which the owner may delete the client.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -33,6 +34,7 @@ struct ClientSettings {
   uint64_t connect_timeout_ms = 30'000;
   uint64_t command_timeout_ms = 300'000;  // RFC 5321 §4.5.3.2: 5 minutes
   uint64_t data_timeout_ms = 600'000;     // final "." reply: 10 minutes
+  std::atomic<uint64_t>* tls_counter = nullptr;  // completed handshakes, for /metrics
 };
 
 struct OutboundTxn {

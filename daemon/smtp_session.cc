@@ -242,6 +242,7 @@ void SmtpSession::close_with(const smtp::Reply& r, const std::string& reason) {
 }
 
 void SmtpSession::on_tls_ready() {
+  server_.metrics().tls_in++;
   log::debug("smtp.tls", {{"session", id_}, {"client", client_ip_}, {"version", conn_->tls_version()},
                           {"cipher", conn_->tls_cipher()}});
   if (!greeted_) {

@@ -180,7 +180,7 @@ void SmtpSession::on_auth_result(bool ok, const std::string& user) {
     process();
     return;
   }
-  server_.counters().auth_failures++;
+  server_.metrics().auth_failures++;
   ++auth_failures_;
   log::warn("smtp.auth_failed", {{"session", id_}, {"client", client_ip_}, {"user", printable(user, 64)},
                                  {"failures", auth_failures_}});
@@ -229,7 +229,7 @@ void SmtpSession::cmd_rcpt(const smtp::Command& c) {
     return protocol_error(reply(553, "5.6.7", "Recipient address needs SMTPUTF8"));
   if (!may_relay()) {
     log::info("smtp.relay_denied", {{"session", id_}, {"client", client_ip_}, {"rcpt", r->rcpt.str()}});
-    server_.counters().messages_rejected++;
+    server_.metrics().rejected++;
     return protocol_error(reply(554, "5.7.1", "Relay access denied"));
   }
   if (txn_.rcpts.size() >= cfg_.limits.max_recipients)

@@ -64,7 +64,7 @@ void SmtpSession::finish_message() {
   auto reject = [&](const smtp::Reply& r, const char* why) {
     log::info("smtp.rejected", {{"session", id_}, {"client", client_ip_}, {"reason", why},
                                 {"reply", r.summary()}});
-    server_.counters().messages_rejected++;
+    server_.metrics().rejected++;
     reset_transaction();
     protocol_error(r);
   };
@@ -142,7 +142,7 @@ void SmtpSession::on_commit(spool::WriteRequest& req) {
   const auto& env = ins.envelope;
   if (req.result.ok()) {
     ++messages_;
-    server_.counters().messages_accepted++;
+    server_.metrics().received++;
     log::info("received", {{"id", env.id},
                            {"from", env.sender},
                            {"nrcpt", env.rcpts.size()},
@@ -155,11 +155,11 @@ void SmtpSession::on_commit(spool::WriteRequest& req) {
     server_.queued(env);
   } else if (req.result.error().code == Errc::full) {
     log::warn("smtp.spool_full", {{"session", id_}, {"client", client_ip_}, {"size", env.size}});
-    server_.counters().messages_rejected++;
+    server_.metrics().rejected++;
     send(reply(452, "4.3.1", "Insufficient system storage"));
   } else {
     log::error("smtp.spool_error", {{"session", id_}, {"error", req.result.error().message}});
-    server_.counters().messages_rejected++;
+    server_.metrics().rejected++;
     send(reply(451, "4.3.0", "Local error in processing"));
   }
   reset_transaction();

@@ -67,6 +67,8 @@ class Spool {
   virtual Expected<void> for_each_scheduled(
       const std::function<bool(const smtp::Envelope&)>& fn) = 0;
   virtual Expected<uint64_t> message_count() = 0;
+  // The smallest message id ("" when empty): ids sort by creation time.
+  virtual Expected<std::string> first_id() = 0;
   // Delivery-log events from since_ms on, oldest first.
   virtual Expected<void> for_each_log(int64_t since_ms,
                                       const std::function<void(const LogEvent&)>& fn) = 0;

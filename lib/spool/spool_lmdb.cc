@@ -194,6 +194,20 @@ class LmdbSpool final : public Spool {
     return {};
   }
 
+  Expected<std::string> first_id() override {
+    ReadTxn t(env_);
+    if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
+    MDB_cursor* cur;
+    int rc = mdb_cursor_open(t.get(), msg_, &cur);
+    if (rc) return lmdb_error(rc, "mdb_cursor_open");
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    std::string id = rc == 0 ? std::string(view(k)) : "";
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "first message");
+    return id;
+  }
+
   Expected<uint64_t> message_count() override {
     ReadTxn t(env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");

@@ -97,6 +97,11 @@ class MemSpool final : public Spool {
     return {};
   }
 
+  Expected<std::string> first_id() override {
+    std::lock_guard lock(mu_);
+    return msgs_.empty() ? std::string() : msgs_.begin()->first;
+  }
+
   Expected<uint64_t> message_count() override {
     std::lock_guard lock(mu_);
     return uint64_t(msgs_.size());

@@ -63,6 +63,16 @@ void SpoolWriter::run() {
       stats_.requests += batch.size();
       stats_.max_batch = std::max<uint64_t>(stats_.max_batch, batch.size());
       stats_.commit_us_total += uint64_t(us);
+      for (size_t i = 0; i < kCommitBuckets.size(); ++i)
+        if (double(us) / 1e6 <= kCommitBuckets[i]) {
+          stats_.commit_le[i]++;
+          break;
+        }
+      for (size_t i = 0; i < kBatchBuckets.size(); ++i)
+        if (double(batch.size()) <= kBatchBuckets[i]) {
+          stats_.batch_le[i]++;
+          break;
+        }
       for (auto& r : batch) completed_.push_back(std::move(r));
     }
     batch.clear();

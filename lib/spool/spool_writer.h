@@ -6,6 +6,7 @@
 // about libuv: the wake-up is injected.
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -31,11 +32,17 @@ class SpoolWriter {
   // Commits everything already submitted, then joins the thread.
   void stop();
 
+  // Histogram bucket bounds (upper, inclusive) for /metrics.
+  static constexpr std::array<double, 10> kCommitBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                            0.025,  0.05,  0.1,    0.25,  1.0};
+  static constexpr std::array<double, 8> kBatchBuckets = {1, 2, 5, 10, 20, 50, 100, 500};
   struct Stats {
     uint64_t batches = 0;
     uint64_t requests = 0;
     uint64_t max_batch = 0;
     uint64_t commit_us_total = 0;
+    std::array<uint64_t, kCommitBuckets.size()> commit_le{};  // cumulative at render time
+    std::array<uint64_t, kBatchBuckets.size()> batch_le{};
   };
   Stats stats() const;
 

@@ -55,6 +55,15 @@ std::string IdGenerator::next(int64_t unix_ms) {
   return out;
 }
 
+int64_t id_time_ms(std::string_view id) {
+  if (!valid_message_id(id)) return 0;
+  // 26 digits × 5 bits = 130 bits, of which the first 2 are padding: the
+  // first 10 digits hold 50 bits = 2 padding + 48 bits of milliseconds.
+  uint64_t v = 0;
+  for (size_t i = 0; i < 10; ++i) v = (v << 5) | uint64_t(std::strchr(kAlphabet, id[i]) - kAlphabet);
+  return int64_t(v & ((uint64_t(1) << 48) - 1));
+}
+
 bool valid_message_id(std::string_view id) {
   if (id.size() != 26) return false;
   for (char c : id)

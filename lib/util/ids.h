@@ -21,5 +21,7 @@ class IdGenerator {
 };
 
 bool valid_message_id(std::string_view id);
+// The creation time encoded in an id (its first 48 bits); 0 if malformed.
+int64_t id_time_ms(std::string_view id);
 
 }  // namespace ferry
