@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -29,7 +30,11 @@ class UserDb {
 
  private:
   std::unordered_map<std::string, std::string> hashes_;
-  std::string dummy_;  // hash verified for unknown users
+  // Hash verified for unknown users. Made on first use, on the thread pool
+  // that runs verify(): hashing at load time would block the event loop
+  // during every reload.
+  mutable std::once_flag dummy_once_;
+  mutable std::string dummy_;
 };
 
 // A new argon2id hash (OWASP parameters: m=19 MiB, t=2, p=1) with a random salt.
