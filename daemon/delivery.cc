@@ -48,7 +48,8 @@ DeliveryManager::DeliveryManager(Server& server, spool::Spool& spool,
       refill_timer_(server.loop(), [this] {
         refill_at_ = 0;
         refill();
-      }) {}
+      }),
+      purge_timer_(server.loop(), [this] { purge_log(); }) {}
 
 DeliveryManager::~DeliveryManager() {
   pool_.quit_all();
@@ -64,7 +65,38 @@ void DeliveryManager::set_runtime(std::shared_ptr<const Runtime> rt) {
   sched_.set_policy(policy_of(rt_->cfg));
 }
 
-void DeliveryManager::start() { refill(); }
+void DeliveryManager::start() {
+  refill();
+  purge_log();
+}
+
+void DeliveryManager::quarantine(const std::string& id, int64_t next_attempt_ms) {
+  auto req = std::make_unique<spool::WriteRequest>();
+  req->op = spool::QuarantineMessage{id, next_attempt_ms};
+  req->done = [id](spool::WriteRequest& w) {
+    if (!w.result) log::error("spool.quarantine_failed", {{"id", id}, {"error", w.result.error().message}});
+  };
+  server_.submit(std::move(req));
+}
+
+// delivery_log.retention: events older than it are deleted in batches of
+// 1000, one batch per spool commit, so purging a large backlog never holds
+// up the submissions that share the writer. A full batch means more is
+// waiting: the next one follows at once; otherwise check again later.
+void DeliveryManager::purge_log() {
+  if (stopping_) return;
+  int64_t retention = rt_->cfg.delivery_log.retention.count();
+  auto req = std::make_unique<spool::WriteRequest>();
+  req->op = spool::PurgeLog{now() - retention, 1000, 0};
+  req->done = [this, retention](spool::WriteRequest& w) {
+    auto& p = std::get<spool::PurgeLog>(w.op);
+    if (!w.result) log::error("delivery_log.purge", {{"error", w.result.error().message}});
+    if (p.purged > 0) log::info("delivery_log.purged", {{"events", p.purged}});
+    uint64_t next = p.purged == p.limit ? 1 : uint64_t(std::clamp<int64_t>(retention / 10, 1000, 60'000));
+    if (!stopping_) purge_timer_.start(next);
+  };
+  server_.submit(std::move(req));
+}
 
 std::string DeliveryManager::destination_of(const std::string& rcpt) const {
   std::string d = domain_of(rcpt);
@@ -112,18 +144,25 @@ void DeliveryManager::refill() {
   int64_t t = now();
   int64_t next_due = 0;
   bool full = false;
-  auto r = spool_.for_each_scheduled([&](const smtp::Envelope& env) {
-    if (env.next_attempt_ms > t) {
-      next_due = env.next_attempt_ms;
-      return false;  // the index is in time order: nothing later is due
-    }
-    if (active_.size() >= kMaxActive) {
-      full = true;
-      return false;
-    }
-    if (!active_.count(env.id)) add_active(env);
-    return true;
-  });
+  std::vector<std::pair<std::string, int64_t>> unreadable;
+  auto r = spool_.for_each_scheduled(
+      [&](const smtp::Envelope& env) {
+        if (env.next_attempt_ms > t) {
+          next_due = env.next_attempt_ms;
+          return false;  // the index is in time order: nothing later is due
+        }
+        if (active_.size() >= kMaxActive) {
+          full = true;
+          return false;
+        }
+        if (!active_.count(env.id)) add_active(env);
+        return true;
+      },
+      [&](const std::string& id, int64_t next) { unreadable.emplace_back(id, next); });
+  for (const auto& [id, next] : unreadable) {
+    log::error("spool.quarantined", {{"id", id}, {"error", "envelope cannot be read"}});
+    quarantine(id, next);
+  }
   if (!r) log::error("delivery.refill", {{"error", r.error().message}});
   backlog_on_disk_ = full;
   if (next_due) arm_refill(next_due);
@@ -391,6 +430,7 @@ void DeliveryManager::shutdown(std::function<void()> done) {
   on_done_ = std::move(done);
   sched_timer_.stop();
   refill_timer_.stop();
+  purge_timer_.stop();
   pool_.quit_all();
   maybe_done();
 }

@@ -93,6 +93,8 @@ class DeliveryManager {
   std::string destination_of(const std::string& rcpt) const;
   int64_t now() const;
   void maybe_done();
+  void quarantine(const std::string& id, int64_t next_attempt_ms);
+  void purge_log();
 
   // delivery_job.cc
   void start_job(sched::Job job);
@@ -116,6 +118,7 @@ class DeliveryManager {
   uint64_t next_client_id_ = 1;
   net::Timer sched_timer_;
   net::Timer refill_timer_;
+  net::Timer purge_timer_;
   int64_t refill_at_ = 0;
   bool backlog_on_disk_ = false;
   bool stopping_ = false;

@@ -62,6 +62,17 @@ void DeliveryManager::start_job(sched::Job job) {
   jobs_.emplace(id, std::move(rj));
   RunningJob& r = *jobs_.at(id);
   if (!body) {
+    if (body.error().code == Errc::corrupt) {
+      // Tampered, or sealed with a key we lack: never deliver it; keep it
+      // aside for the admin and carry on with the rest of the queue.
+      log::error("spool.quarantined", {{"id", r.job.msg_id}, {"error", body.error().message}});
+      quarantine(r.job.msg_id, it->second.disk_next);
+      sched::Job job = r.job;
+      jobs_.erase(id);
+      sched_.finished(job, false, now());
+      active_.erase(job.msg_id);
+      return;
+    }
     log::error("delivery.body_missing", {{"id", r.job.msg_id}, {"error", body.error().message}});
     return fail_job_now(id, reply(451, "4.3.0", "message body unavailable: " + body.error().message), false);
   }

@@ -71,6 +71,7 @@ struct Config {
     std::string path;
     SyncMode sync = SyncMode::full;
     std::string encryption_key_file;  // empty: not encrypted
+    std::vector<std::string> previous_key_files;  // still open old records
     uint64_t max_size = 0;
   } spool;
   struct {

@@ -155,9 +155,17 @@ const Key<C> kConfigKeys[] = {
        c.spool.sync = get_enum<SyncMode>(n, {{"full", SyncMode::full}, {"none", SyncMode::none}});
      }},
     {"spool.encryption_key_file", "null",
-     "File with a 256-bit key: spool records are sealed with AES-256-GCM. Not supported yet by "
-     "this version; ferryd refuses to start when it is set.",
+     "File with a 256-bit key (32 bytes, or 64 hex digits: openssl rand -hex 32). When set, envelopes, "
+     "bodies and delivery-log events are sealed with AES-256-GCM in the spool.",
      [](C& c, const YAML::Node& n, Ctx& x) { c.spool.encryption_key_file = get_path(n, x); }},
+    {"spool.previous_key_files", "[]",
+     "Older key files: records sealed with them can still be read; new records use encryption_key_file.",
+     [](C& c, const YAML::Node& n, Ctx& x) {
+       c.spool.previous_key_files.clear();
+       if (n.IsNull()) return;
+       if (!n.IsSequence()) fail(n, "spool.previous_key_files must be a list of files");
+       for (const auto& item : n) c.spool.previous_key_files.push_back(get_path(item, x));
+     }},
     {"spool.max_size", "8GiB",
      "Largest size of the spool file. When it is full, new mail gets 452 4.3.1 and queued mail is "
      "still delivered.",

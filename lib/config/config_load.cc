@@ -138,6 +138,9 @@ void validate(const Config& c, const Ctx& ctx) {
   }
   if (!c.spool.encryption_key_file.empty())
     require_readable(ctx, "spool.encryption_key_file", c.spool.encryption_key_file);
+  for (const auto& f : c.spool.previous_key_files) require_readable(ctx, "spool.previous_key_files", f);
+  if (!c.spool.previous_key_files.empty() && c.spool.encryption_key_file.empty())
+    fail_at(ctx, "spool.previous_key_files", "spool.previous_key_files needs spool.encryption_key_file");
   if (c.spool.path.empty()) fail_at(ctx, "spool.path", "spool.path must not be empty");
   if (c.spool.max_size < 1024 * 1024)
     fail_at(ctx, "spool.max_size", "spool.max_size must be at least 1MiB");

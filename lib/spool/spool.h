@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "smtp/smtp_envelope.h"
+#include "spool/spool_crypto.h"
 #include "util/expected.h"
 
 namespace ferry::spool {
@@ -44,9 +45,23 @@ struct DeleteMessage {
 struct AppendLog {
   std::vector<LogEvent> events;
 };
+// Moves a message whose records cannot be read (failed authentication,
+// corruption) out of the queue into the `quarantine` database, for an
+// admin to look at; it is never delivered.
+struct QuarantineMessage {
+  std::string id;
+  int64_t next_attempt_ms = 0;
+};
+// Deletes delivery-log events older than before_ms, at most `limit` of them
+// (small batches: purging must never stall submission commits).
+struct PurgeLog {
+  int64_t before_ms = 0;
+  size_t limit = 1000;
+  size_t purged = 0;  // set by apply
+};
 
 struct WriteRequest {
-  std::variant<InsertMessage, UpdateMessage, DeleteMessage, AppendLog> op;
+  std::variant<InsertMessage, UpdateMessage, DeleteMessage, AppendLog, QuarantineMessage, PurgeLog> op;
   Expected<void> result;  // set by Spool::apply
   // Called on the event loop once the batch holding this request committed
   // (or failed). Owned by whoever submitted the request.
@@ -64,8 +79,11 @@ class Spool {
   virtual Expected<std::string> get_body(std::string_view id) = 0;
   // Queued messages in (next attempt, id) order, until fn returns false:
   // the restart walk and the delivery manager's refill.
+  // Records that cannot be read are reported to `unreadable` (id, schedule
+  // time) instead, so the caller can quarantine them.
   virtual Expected<void> for_each_scheduled(
-      const std::function<bool(const smtp::Envelope&)>& fn) = 0;
+      const std::function<bool(const smtp::Envelope&)>& fn,
+      const std::function<void(const std::string&, int64_t)>& unreadable = {}) = 0;
   virtual Expected<uint64_t> message_count() = 0;
   // The smallest message id ("" when empty): ids sort by creation time.
   virtual Expected<std::string> first_id() = 0;
@@ -83,6 +101,7 @@ struct LmdbOptions {
   std::string path;
   uint64_t max_size = 0;
   bool sync = true;  // false: MDB_NOSYNC, unsafe, benchmarks only
+  std::shared_ptr<const Sealer> sealer;  // set: records sealed at rest (AES-256-GCM)
 };
 Expected<std::unique_ptr<Spool>> open_lmdb_spool(const LmdbOptions& opts);
 

@@ -75,13 +75,14 @@ class LmdbSpool final : public Spool {
     int dead = 0;
     mdb_reader_check(env_, &dead);
     map_size_ = o.max_size;
+    sealer_ = o.sealer;
     reserve_ = std::max<uint64_t>(o.max_size / 16, 512 * 1024);
 
     MDB_txn* txn;
     rc = mdb_txn_begin(env_, nullptr, 0, &txn);
     if (rc) return lmdb_error(rc, "mdb_txn_begin");
     for (auto [name, dbi] : {std::pair{"msg", &msg_}, {"body", &body_}, {"sched", &sched_},
-                             {"log", &log_}, {"suppress", &suppress_}}) {
+                             {"log", &log_}, {"suppress", &suppress_}, {"quarantine", &quarantine_}}) {
       rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
       if (rc) {
         mdb_txn_abort(txn);
@@ -135,7 +136,9 @@ class LmdbSpool final : public Spool {
     MDB_val k = val(id), v;
     int rc = mdb_get(t.get(), msg_, &k, &v);
     if (rc) return lmdb_error(rc, fmt::format("message {}", id));
-    return decode_envelope(id, view(v));
+    auto plain = unseal("msg", id, view(v));
+    if (!plain) return Error(Errc::corrupt, fmt::format("message {}: {}", id, plain.error().message));
+    return decode_envelope(id, *plain);
   }
 
   Expected<std::string> get_body(std::string_view id) override {
@@ -144,10 +147,13 @@ class LmdbSpool final : public Spool {
     MDB_val k = val(id), v;
     int rc = mdb_get(t.get(), body_, &k, &v);
     if (rc) return lmdb_error(rc, fmt::format("body of {}", id));
-    return std::string(view(v));
+    auto plain = unseal("body", id, view(v));
+    if (!plain) return Error(Errc::corrupt, fmt::format("body of {}: {}", id, plain.error().message));
+    return plain;
   }
 
-  Expected<void> for_each_scheduled(const std::function<bool(const smtp::Envelope&)>& fn) override {
+  Expected<void> for_each_scheduled(const std::function<bool(const smtp::Envelope&)>& fn,
+                                    const std::function<void(const std::string&, int64_t)>& unreadable) override {
     ReadTxn t(env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
     MDB_cursor* cur;
@@ -163,9 +169,11 @@ class LmdbSpool final : public Spool {
         log::error("spool.sched_orphan", {{"id", std::string(id)}, {"error", mdb_strerror(grc)}});
         continue;
       }
-      auto env = decode_envelope(id, view(mv));
+      auto plain = unseal("msg", id, view(mv));
+      auto env = plain ? decode_envelope(id, *plain) : Expected<smtp::Envelope>(plain.error());
       if (!env) {
-        log::error("spool.corrupt", {{"id", std::string(id)}, {"error", env.error().message}});
+        log::error("spool.unreadable", {{"id", std::string(id)}, {"error", env.error().message}});
+        if (unreadable) unreadable(std::string(id), int64_t(from_be64(view(k))));
         continue;
       }
       if (!fn(*env)) {
@@ -187,8 +195,14 @@ class LmdbSpool final : public Spool {
     std::string start = be64(uint64_t(std::max<int64_t>(0, since_ms)));
     MDB_val k = val(start), v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-      fn(LogEvent{int64_t(from_be64(view(k))), std::string(view(v))});
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      auto plain = unseal("log", view(k), view(v));
+      if (!plain) {
+        log::error("spool.unreadable_log", {{"error", plain.error().message}});
+        continue;
+      }
+      fn(LogEvent{int64_t(from_be64(view(k))), std::move(*plain)});
+    }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND) return lmdb_error(rc, "walking the log");
     return {};
@@ -243,6 +257,21 @@ class LmdbSpool final : public Spool {
     return pages * page_size_;
   }
 
+  // Values of msg, body and log are sealed when a key is configured; the
+  // database name and the key are the associated data.
+  std::string seal(const char* db, std::string_view key, std::string_view plain) const {
+    if (!sealer_) return std::string(plain);
+    return sealer_->seal(plain, std::string(db) + ":" + std::string(key));
+  }
+  Expected<std::string> unseal(const char* db, std::string_view key, std::string_view stored) const {
+    if (!sealer_) {
+      if (Sealer::is_sealed(stored))
+        return Error(Errc::corrupt, "record is sealed but spool.encryption_key_file is not set");
+      return std::string(stored);
+    }
+    return sealer_->open(stored, std::string(db) + ":" + std::string(key));
+  }
+
   Expected<void> put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view data) {
     MDB_val k = val(key), v = val(data);
     int rc = mdb_put(txn, dbi, &k, &v, 0);
@@ -257,8 +286,8 @@ class LmdbSpool final : public Spool {
     uint64_t need = (rec.size() + ins.body.size()) * 11 / 10 + 4 * page_size_;
     if (used + need + reserve_ > map_size_)
       return Error(Errc::full, "spool is full (spool.max_size)");
-    if (auto r = put(txn, msg_, env.id, rec); !r) return r;
-    if (auto r = put(txn, body_, env.id, ins.body); !r) return r;
+    if (auto r = put(txn, msg_, env.id, seal("msg", env.id, rec)); !r) return r;
+    if (auto r = put(txn, body_, env.id, seal("body", env.id, ins.body)); !r) return r;
     if (auto r = put(txn, sched_, sched_key(env.next_attempt_ms, env.id), ""); !r) return r;
     if (auto r = put_events(txn, ins.events); !r) return r;
     used += need;
@@ -266,8 +295,10 @@ class LmdbSpool final : public Spool {
   }
 
   Expected<void> put_events(MDB_txn* txn, const std::vector<LogEvent>& events) {
-    for (const auto& ev : events)
-      if (auto r = put(txn, log_, log_key(ev.ts_ms), ev.json); !r) return r;
+    for (const auto& ev : events) {
+      std::string k = log_key(ev.ts_ms);
+      if (auto r = put(txn, log_, k, seal("log", k, ev.json)); !r) return r;
+    }
     return {};
   }
 
@@ -286,10 +317,43 @@ class LmdbSpool final : public Spool {
       rc = mdb_del(txn, body_, &k, nullptr);
       if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "mdb_del body");
     } else {
-      if (auto r = put(txn, msg_, env.id, encode_envelope(env)); !r) return r;
+      if (auto r = put(txn, msg_, env.id, seal("msg", env.id, encode_envelope(env))); !r) return r;
       if (auto r = put(txn, sched_, sched_key(env.next_attempt_ms, env.id), ""); !r) return r;
     }
     return put_events(txn, up.events);
+  }
+
+  Expected<void> do_op(MDB_txn* txn, QuarantineMessage& q, uint64_t&) {
+    std::string sk = sched_key(q.next_attempt_ms, q.id);
+    MDB_val skv = val(sk);
+    mdb_del(txn, sched_, &skv, nullptr);
+    for (auto [db, name] : {std::pair{msg_, "msg:"}, {body_, "body:"}}) {
+      MDB_val k = val(q.id), v;
+      if (mdb_get(txn, db, &k, &v) != 0) continue;
+      std::string data(view(v));
+      if (auto r = put(txn, quarantine_, name + q.id, data); !r) return r;
+      k = val(q.id);
+      mdb_del(txn, db, &k, nullptr);
+    }
+    return {};
+  }
+
+  Expected<void> do_op(MDB_txn* txn, PurgeLog& p, uint64_t&) {
+    MDB_cursor* cur;
+    int rc = mdb_cursor_open(txn, log_, &cur);
+    if (rc) return lmdb_error(rc, "mdb_cursor_open");
+    MDB_val k, v;
+    p.purged = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && p.purged < p.limit;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      if (int64_t(from_be64(view(k))) >= p.before_ms) break;
+      rc = mdb_cursor_del(cur, 0);
+      if (rc) break;
+      p.purged++;
+    }
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "purging the log");
+    return {};
   }
 
   Expected<void> do_op(MDB_txn* txn, AppendLog& al, uint64_t&) { return put_events(txn, al.events); }
@@ -313,7 +377,8 @@ class LmdbSpool final : public Spool {
   }
 
   MDB_env* env_ = nullptr;
-  MDB_dbi msg_ = 0, body_ = 0, sched_ = 0, log_ = 0, suppress_ = 0;
+  MDB_dbi msg_ = 0, body_ = 0, sched_ = 0, log_ = 0, suppress_ = 0, quarantine_ = 0;
+  std::shared_ptr<const Sealer> sealer_;
   uint64_t map_size_ = 0, reserve_ = 0, page_size_ = 4096;
 };
 

@@ -51,6 +51,17 @@ class MemSpool final : public Spool {
       } else if (auto* al = std::get_if<AppendLog>(&req->op)) {
         add_events(al->events);
         req->result = {};
+      } else if (auto* q = std::get_if<QuarantineMessage>(&req->op)) {
+        sched_.erase(sched_key(q->next_attempt_ms, q->id));
+        msgs_.erase(q->id);
+        req->result = {};
+      } else if (auto* p = std::get_if<PurgeLog>(&req->op)) {
+        p->purged = 0;
+        while (!log_.empty() && p->purged < p->limit && log_.begin()->second.ts_ms < p->before_ms) {
+          log_.erase(log_.begin());
+          p->purged++;
+        }
+        req->result = {};
       } else if (auto* del = std::get_if<DeleteMessage>(&req->op)) {
         auto it = msgs_.find(del->id);
         if (it == msgs_.end()) {
@@ -80,7 +91,8 @@ class MemSpool final : public Spool {
     return it->second.second;
   }
 
-  Expected<void> for_each_scheduled(const std::function<bool(const smtp::Envelope&)>& fn) override {
+  Expected<void> for_each_scheduled(const std::function<bool(const smtp::Envelope&)>& fn,
+                                    const std::function<void(const std::string&, int64_t)>&) override {
     std::lock_guard lock(mu_);
     for (const auto& [key, id] : sched_) {
       auto env = decode_envelope(id, msgs_.at(id).first);
