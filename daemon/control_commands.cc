@@ -175,6 +175,7 @@ void Server::handle_control(const json& req, ControlServer::Reply reply) {
     if (!r) return reply(err(r.error().message));
     return reply(ok(events));
   }
+  if (cmd.rfind("privacy.", 0) == 0 || cmd.rfind("suppress.", 0) == 0) return handle_privacy(cmd, args, std::move(reply));
   reply(err("unknown command: " + printable(cmd, 40)));
 }
 

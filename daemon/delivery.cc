@@ -232,6 +232,9 @@ void DeliveryManager::apply_outcomes(Active& a, const sched::Job& job, const std
       ev.event = "delivered";
     } else if (rep.permanent()) {
       m.bounced++;
+      // A hard bounce for the address itself (5.1.x): stop sending to it.
+      if (cfg.suppression.automatic && rep.enhanced.rfind("5.1.", 0) == 0)
+        server_.suppress(r.address, rep.summary());
       r.state = smtp::RcptState::bounced;
       ev.event = "bounced";
       if (wants_failure_dsn(r))
@@ -423,6 +426,45 @@ Expected<void> DeliveryManager::remove(const std::string& id, bool bounce) {
   // Queued scheduler items for it find no active entry and are dropped.
   active_.erase(id);
   return {};
+}
+
+Expected<std::string> DeliveryManager::erase_address(const std::string& id, const std::string& address) {
+  for (const auto& [jid, rj] : jobs_)
+    if (rj->job.msg_id == id) return Error(Errc::busy, "message " + id + " is being delivered right now");
+  smtp::Envelope env;
+  auto it = active_.find(id);
+  int64_t disk_next;
+  if (it != active_.end()) {
+    env = it->second.env;
+    disk_next = it->second.disk_next;
+  } else {
+    auto e = spool_.get_envelope(id);
+    if (!e) return e.error();
+    env = std::move(*e);
+    disk_next = env.next_attempt_ms;
+  }
+  active_.erase(id);  // refill reloads what is left
+  bool sender = iequals(env.sender, address);
+  std::vector<smtp::EnvelopeRcpt> keep;
+  for (auto& r : env.rcpts)
+    if (!iequals(r.address, address)) keep.push_back(std::move(r));
+  auto req = std::make_unique<spool::WriteRequest>();
+  std::string what;
+  bool pending = false;
+  for (const auto& r : keep) pending |= r.state == smtp::RcptState::pending;
+  if (sender || !pending) {
+    req->op = spool::DeleteMessage{id};
+    what = "deleted";
+  } else {
+    env.rcpts = std::move(keep);
+    req->op = spool::UpdateMessage{env, disk_next, {}};
+    what = "updated";
+  }
+  req->done = [id](spool::WriteRequest& w) {
+    if (!w.result) log::error("privacy.erase_failed", {{"id", id}, {"error", w.result.error().message}});
+  };
+  server_.submit(std::move(req));
+  return what;
 }
 
 void DeliveryManager::shutdown(std::function<void()> done) {

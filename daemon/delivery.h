@@ -53,6 +53,10 @@ class DeliveryManager {
   // ferryctl: delete a message, or bounce it (DSN to the sender).
   Expected<void> remove(const std::string& id, bool bounce);
   size_t active() const { return active_.size(); }
+  // privacy erase: drops `address` from a queued message (the whole message
+  // when it is the sender or the only recipient), without logging it.
+  // Returns "deleted", "updated", or an error (busy: being delivered now).
+  Expected<std::string> erase_address(const std::string& id, const std::string& address);
 
  private:
   struct Active {

@@ -44,7 +44,7 @@ spool::LogEvent log_event(const EventInfo& in) {
               {"tls", in.tls},
               {"response", in.reply ? in.reply->summary() : std::string()},
               {"attempt", in.attempt}});
-  return spool::LogEvent{in.ts_ms, std::move(text)};
+  return spool::LogEvent{in.ts_ms, std::move(text), {}};
 }
 
 }  // namespace ferry

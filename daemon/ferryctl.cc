@@ -43,6 +43,10 @@ void usage(FILE* out) {
                "  log search --address A [--since T] [--json]\n"
                "                                   delivery-log events of one address;\n"
                "                                   T: YYYY-MM-DD or an age like 7d, 12h\n"
+               "  privacy export --address A       JSON of everything held about A\n"
+               "  privacy erase --address A [--keep-suppression]\n"
+               "                                   delete A's log events, drop A from queued mail\n"
+               "  suppress add ADDRESS [--reason TEXT] | remove ADDRESS | list [--json]\n"
                "  passwd                           read a password, print an argon2id hash\n");
 }
 
@@ -177,7 +181,8 @@ int main(int argc, char** argv) {
   bool explicit_config = false;
   std::vector<std::string> words;
   bool as_json = false;
-  std::string address, since, domain;
+  std::string address, since, domain, reason;
+  bool keep_suppression = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* name) {
@@ -200,6 +205,10 @@ int main(int argc, char** argv) {
       since = value("--since");
     } else if (a == "--domain") {
       domain = value("--domain");
+    } else if (a == "--reason") {
+      reason = value("--reason");
+    } else if (a == "--keep-suppression") {
+      keep_suppression = true;
     } else if (a == "-h" || a == "--help") {
       usage(stdout);
       return 0;
@@ -218,7 +227,8 @@ int main(int argc, char** argv) {
   if (cmd == "passwd") return cmd_passwd();
 
   json req;
-  if ((cmd == "queue" || cmd == "log") && words.size() >= 2) cmd += "." + words[1];
+  if ((cmd == "queue" || cmd == "log" || cmd == "privacy" || cmd == "suppress") && words.size() >= 2)
+    cmd += "." + words[1];
   size_t argn = cmd.find('.') == std::string::npos ? 1 : 2;
   std::string id = words.size() > argn ? words[argn] : "";
   req["cmd"] = cmd;
@@ -239,7 +249,22 @@ int main(int argc, char** argv) {
     }
     req["args"]["address"] = address;
     if (!since.empty()) req["args"]["since_ms"] = parse_since(since);
-  } else if (cmd != "status" && cmd != "reload" && cmd != "queue.summary" && cmd != "queue.list") {
+  } else if (cmd == "privacy.export" || cmd == "privacy.erase") {
+    if (address.empty()) {
+      std::fprintf(stderr, "ferryctl: %s needs --address\n", cmd.c_str());
+      return 2;
+    }
+    req["args"]["address"] = address;
+    if (keep_suppression) req["args"]["keep_suppression"] = true;
+  } else if (cmd == "suppress.add" || cmd == "suppress.remove") {
+    if (id.empty()) {
+      std::fprintf(stderr, "ferryctl: %s needs an ADDRESS\n", cmd.c_str());
+      return 2;
+    }
+    req["args"]["address"] = id;
+    if (!reason.empty()) req["args"]["reason"] = reason;
+  } else if (cmd != "status" && cmd != "reload" && cmd != "queue.summary" && cmd != "queue.list" &&
+             cmd != "suppress.list") {
     std::fprintf(stderr, "ferryctl: unknown command '%s'\n", cmd.c_str());
     usage(stderr);
     return 2;
@@ -256,7 +281,7 @@ int main(int argc, char** argv) {
     for (const auto& ev : r) std::printf("%s\n", ev.dump().c_str());  // one object per line
     return 0;
   }
-  if (as_json || cmd == "status" || cmd == "queue.show") {
+  if (as_json || cmd == "status" || cmd == "queue.show" || cmd == "privacy.export" || cmd == "privacy.erase") {
     std::printf("%s\n", r.dump(as_json ? -1 : 2).c_str());
     return 0;
   }
@@ -275,6 +300,10 @@ int main(int argc, char** argv) {
                       str(m["next_attempt"]), str(m["last_error"])});
     }
     table({"ID", "FROM", "TO", "SIZE", "NEXT ATTEMPT", "LAST ERROR"}, rows);
+  } else if (cmd == "suppress.list") {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& e : r) rows.push_back({str(e.value("address", "")), str(e.value("ts", "")), str(e.value("reason", ""))});
+    table({"ADDRESS", "SINCE", "REASON"}, rows);
   } else if (cmd == "log.search") {
     std::vector<std::vector<std::string>> rows;
     for (const auto& e : r)

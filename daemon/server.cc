@@ -10,6 +10,7 @@
 #include "dns/dns_ares.h"
 #include "smtp_session.h"
 #include "util/log.h"
+#include "util/strings.h"
 
 namespace ferry {
 namespace {
@@ -49,6 +50,9 @@ Expected<void> Server::start() {
     return r.error();
   log::info("spool.recovered", {{"messages", recovered}, {"recipients", recipients},
                                 {"path", rt_->cfg.spool.path}});
+
+  if (auto r = spool_->for_each_suppression([&](const std::string& a, const std::string&) { suppressed_.insert(a); }); !r)
+    return r.error();
 
   std::vector<std::string> dns_servers;
   for (const auto& s : rt_->cfg.dns.servers) dns_servers.push_back(s.str());
@@ -181,6 +185,32 @@ void Server::on_accept(uv_stream_t* server) {
     return;
   }
   s->start();
+}
+
+bool Server::suppressed(const std::string& address) const { return suppressed_.count(to_lower(address)) > 0; }
+
+void Server::suppress(const std::string& address, const std::string& reason, std::function<void(Expected<void>)> done) {
+  std::string a = to_lower(address);
+  if (!suppressed_.insert(a).second) {
+    if (done) done({});
+    return;
+  }
+  nlohmann::json j = {{"address", a}, {"reason", reason}, {"ts", log::iso_timestamp(clock_.now_ms())}};
+  auto req = std::make_unique<spool::WriteRequest>();
+  req->op = spool::SetSuppression{a, j.dump(), false};
+  req->done = [done](spool::WriteRequest& w) {
+    if (done) done(w.result);
+  };
+  submit(std::move(req));
+}
+
+void Server::unsuppress(const std::string& address, std::function<void(Expected<void>)> done) {
+  std::string a = to_lower(address);
+  suppressed_.erase(a);
+  auto req = std::make_unique<spool::WriteRequest>();
+  req->op = spool::SetSuppression{a, "", true};
+  req->done = [done](spool::WriteRequest& w) { done(w.result); };
+  submit(std::move(req));
 }
 
 void Server::update_gauges() {

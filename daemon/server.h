@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "control.h"
@@ -47,6 +48,11 @@ class Server {
   void submit(std::unique_ptr<spool::WriteRequest> req) { writer_->submit(std::move(req)); }
   // A message is in the spool: hand it to delivery.
   void queued(const smtp::Envelope& env);
+  // The suppression list, kept in memory for the RCPT check and persisted
+  // in the spool.
+  bool suppressed(const std::string& address) const;
+  void suppress(const std::string& address, const std::string& reason, std::function<void(Expected<void>)> done = {});
+  void unsuppress(const std::string& address, std::function<void(Expected<void>)> done);
   SmtpSession* find_session(uint64_t id);
   void session_closed(uint64_t id, const std::string& client_ip);
   // Runs user/password verification on the thread pool; calls back on the loop.
@@ -60,6 +66,7 @@ class Server {
   };
   void on_accept(uv_stream_t* server);
   void handle_control(const nlohmann::json& req, ControlServer::Reply reply);  // control_commands.cc
+  void handle_privacy(const std::string& cmd, const nlohmann::json& args, ControlServer::Reply reply);  // privacy.cc
   void on_spool_wakeup();
   Expected<void> bind_listeners(const config::Config& cfg);
   void maybe_finish_shutdown();
@@ -71,6 +78,7 @@ class Server {
   std::unique_ptr<DeliveryManager> delivery_;
   std::unique_ptr<ControlServer> control_;
   int64_t started_ms_ = 0;
+  std::unordered_set<std::string> suppressed_;
   bool delivery_done_ = false;
   uv_async_t* spool_async_ = nullptr;
   std::vector<uv_signal_t*> signals_;

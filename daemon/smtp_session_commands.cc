@@ -234,6 +234,13 @@ void SmtpSession::cmd_rcpt(const smtp::Command& c) {
   }
   if (txn_.rcpts.size() >= cfg_.limits.max_recipients)
     return send(reply(452, "4.5.3", "Too many recipients"));
+  if (server_.suppressed(r->rcpt.str())) {
+    log::info("smtp.suppressed", {{"session", id_}, {"client", client_ip_}, {"rcpt", r->rcpt.str()}});
+    server_.metrics().rejected++;
+    return protocol_error(reply(550, "5.7.1",
+                                "<" + r->rcpt.str() + ">: recipient is on the suppression list after a hard bounce; "
+                                "remove it with ferryctl suppress remove"));
+  }
   smtp::EnvelopeRcpt rc;
   rc.address = r->rcpt.str();
   rc.orcpt = r->params.orcpt;

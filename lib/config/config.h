@@ -97,6 +97,9 @@ struct Config {
     std::string socket;
   } control;
   struct {
+    bool automatic = true;
+  } suppression;
+  struct {
     std::optional<HostPort> address;
   } metrics;
   struct {

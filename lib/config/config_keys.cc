@@ -215,6 +215,10 @@ const Key<C> kConfigKeys[] = {
      [](C& c, const YAML::Node& n, Ctx&) { c.delivery_log.retention = get_duration(n); }},
     {"delivery_log.subject", "true", "Record the Subject: header in delivery-log events.",
      [](C& c, const YAML::Node& n, Ctx&) { c.delivery_log.subject = get_bool(n); }},
+    {"suppression.auto", "true",
+     "Add a recipient to the suppression list when it hard-bounces (5.1.x: no such mailbox or domain); "
+     "later submissions to it are refused at RCPT with 550 5.7.1.",
+     [](C& c, const YAML::Node& n, Ctx&) { c.suppression.automatic = get_bool(n); }},
     {"control.socket", "/run/ferry/control.sock", "Unix socket that ferryctl talks to.",
      [](C& c, const YAML::Node& n, Ctx& x) { c.control.socket = get_path(n, x); }},
     {"metrics.address", "null", "host:port for GET /metrics (Prometheus text); null disables it.",

@@ -24,6 +24,7 @@ namespace ferry::spool {
 struct LogEvent {
   int64_t ts_ms = 0;
   std::string json;
+  std::string key;  // set when read back: what DeleteLogEvents takes
 };
 
 struct InsertMessage {
@@ -52,6 +53,17 @@ struct QuarantineMessage {
   std::string id;
   int64_t next_attempt_ms = 0;
 };
+// Deletes the given delivery-log events (privacy erase).
+struct DeleteLogEvents {
+  std::vector<std::string> keys;
+};
+// Adds (or with remove, deletes) a suppression entry. `json` holds the
+// address, reason and time; it is sealed like every other record.
+struct SetSuppression {
+  std::string address;  // lower-cased
+  std::string json;
+  bool remove = false;
+};
 // Deletes delivery-log events older than before_ms, at most `limit` of them
 // (small batches: purging must never stall submission commits).
 struct PurgeLog {
@@ -61,7 +73,9 @@ struct PurgeLog {
 };
 
 struct WriteRequest {
-  std::variant<InsertMessage, UpdateMessage, DeleteMessage, AppendLog, QuarantineMessage, PurgeLog> op;
+  std::variant<InsertMessage, UpdateMessage, DeleteMessage, AppendLog, QuarantineMessage, PurgeLog,
+               DeleteLogEvents, SetSuppression>
+      op;
   Expected<void> result;  // set by Spool::apply
   // Called on the event loop once the batch holding this request committed
   // (or failed). Owned by whoever submitted the request.
@@ -85,6 +99,13 @@ class Spool {
       const std::function<bool(const smtp::Envelope&)>& fn,
       const std::function<void(const std::string&, int64_t)>& unreadable = {}) = 0;
   virtual Expected<uint64_t> message_count() = 0;
+  // Suppression entries: (address, json).
+  virtual Expected<void> for_each_suppression(
+      const std::function<void(const std::string&, const std::string&)>& fn) = 0;
+  // A keyed hash of an address for audit lines that must not name it:
+  // HMAC-SHA256 under a secret kept in the spool (or derived from the
+  // encryption key), 32 hex digits.
+  virtual std::string audit_hash(std::string_view address) const = 0;
   // The smallest message id ("" when empty): ids sort by creation time.
   virtual Expected<std::string> first_id() = 0;
   // Delivery-log events from since_ms on, oldest first.

@@ -3,6 +3,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -95,6 +96,29 @@ std::string Sealer::seal(std::string_view plaintext, std::string_view aad) const
   EVP_EncryptFinal_ex(ctx.get(), p + kHeader + len, &len);
   EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, int(kTag), p + kHeader + plaintext.size());
   return out;
+}
+
+std::string hmac_hex(const uint8_t* key, size_t key_len, std::string_view data) {
+  unsigned char mac[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key, int(key_len), reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < 16; ++i) {
+    out += kHex[mac[i] >> 4];
+    out += kHex[mac[i] & 15];
+  }
+  return out;
+}
+
+std::string Sealer::keyed_hash(std::string_view data) const {
+  // A separate key for hashing, so the cipher key is never used twice.
+  unsigned char derived[32];
+  std::string label = "ferry keyed hash";
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), keys_.front().bytes.data(), 32, reinterpret_cast<const unsigned char*>(label.data()),
+       label.size(), derived, &len);
+  return hmac_hex(derived, sizeof derived, data);
 }
 
 Expected<std::string> Sealer::open(std::string_view sealed, std::string_view aad) const {

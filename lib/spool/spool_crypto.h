@@ -18,6 +18,9 @@
 
 namespace ferry::spool {
 
+// HMAC-SHA256(key, data), first 16 bytes as 32 hex digits.
+std::string hmac_hex(const uint8_t* key, size_t key_len, std::string_view data);
+
 class Sealer {
  public:
   // Key files hold 32 raw bytes or 64 hex digits (a trailing newline is fine).
@@ -27,6 +30,9 @@ class Sealer {
   // Errc::corrupt when the value was tampered with, is not sealed, or was
   // sealed with a key we do not have.
   Expected<std::string> open(std::string_view sealed, std::string_view aad) const;
+  // HMAC-SHA256 under a key derived from the current key: stable names
+  // for addresses (index keys, audit lines) that reveal nothing.
+  std::string keyed_hash(std::string_view data) const;
   static bool is_sealed(std::string_view v) { return v.size() >= 3 && v[0] == 'F' && v[1] == 'E' && v[2] == 1; }
 
  private:

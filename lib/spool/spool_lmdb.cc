@@ -10,6 +10,7 @@
 // left, and the reserve stays for deletes and state updates, which is what
 // lets queued mail drain out of a full spool.
 #include <lmdb.h>
+#include <openssl/rand.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -17,6 +18,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "spool/spool.h"
 #include "spool/spool_record.h"
@@ -82,11 +84,27 @@ class LmdbSpool final : public Spool {
     rc = mdb_txn_begin(env_, nullptr, 0, &txn);
     if (rc) return lmdb_error(rc, "mdb_txn_begin");
     for (auto [name, dbi] : {std::pair{"msg", &msg_}, {"body", &body_}, {"sched", &sched_},
-                             {"log", &log_}, {"suppress", &suppress_}, {"quarantine", &quarantine_}}) {
+                             {"log", &log_}, {"suppress", &suppress_}, {"quarantine", &quarantine_},
+                             {"meta", &meta_}}) {
       rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
       if (rc) {
         mdb_txn_abort(txn);
         return lmdb_error(rc, fmt::format("opening database {}", name));
+      }
+    }
+    // The audit secret: made once per spool, so audit hashes stay
+    // comparable across restarts.
+    MDB_val sk = val("audit_secret"), sv;
+    if (mdb_get(txn, meta_, &sk, &sv) == 0 && sv.mv_size == 32) {
+      audit_secret_.assign(static_cast<const char*>(sv.mv_data), 32);
+    } else {
+      audit_secret_.resize(32);
+      RAND_bytes(reinterpret_cast<unsigned char*>(audit_secret_.data()), 32);
+      MDB_val nv = val(audit_secret_);
+      rc = mdb_put(txn, meta_, &sk, &nv, 0);
+      if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_error(rc, "storing the audit secret");
       }
     }
     rc = mdb_txn_commit(txn);
@@ -201,11 +219,36 @@ class LmdbSpool final : public Spool {
         log::error("spool.unreadable_log", {{"error", plain.error().message}});
         continue;
       }
-      fn(LogEvent{int64_t(from_be64(view(k))), std::move(*plain)});
+      fn(LogEvent{int64_t(from_be64(view(k))), std::move(*plain), std::string(view(k))});
     }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND) return lmdb_error(rc, "walking the log");
     return {};
+  }
+
+  Expected<void> for_each_suppression(
+      const std::function<void(const std::string&, const std::string&)>& fn) override {
+    ReadTxn t(env_);
+    if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
+    MDB_cursor* cur;
+    int rc = mdb_cursor_open(t.get(), suppress_, &cur);
+    if (rc) return lmdb_error(rc, "mdb_cursor_open");
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      auto plain = unseal("suppress", view(k), view(v));
+      if (!plain) continue;
+      auto j = nlohmann::json::parse(*plain, nullptr, false);
+      if (j.is_discarded()) continue;
+      fn(j.value("address", ""), *plain);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) return lmdb_error(rc, "walking suppressions");
+    return {};
+  }
+
+  std::string audit_hash(std::string_view address) const override {
+    if (sealer_) return sealer_->keyed_hash(address);
+    return hmac_hex(reinterpret_cast<const uint8_t*>(audit_secret_.data()), audit_secret_.size(), address);
   }
 
   Expected<std::string> first_id() override {
@@ -338,6 +381,31 @@ class LmdbSpool final : public Spool {
     return {};
   }
 
+  Expected<void> do_op(MDB_txn* txn, DeleteLogEvents& d, uint64_t&) {
+    for (const auto& key : d.keys) {
+      MDB_val k = val(key);
+      int rc = mdb_del(txn, log_, &k, nullptr);
+      if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "deleting a log event");
+    }
+    return {};
+  }
+
+  std::string suppress_key(std::string_view address) const {
+    return sealer_ ? "h:" + sealer_->keyed_hash(address) : std::string(address);
+  }
+
+  Expected<void> do_op(MDB_txn* txn, SetSuppression& s, uint64_t&) {
+    std::string key = suppress_key(s.address);
+    if (s.remove) {
+      MDB_val k = val(key);
+      int rc = mdb_del(txn, suppress_, &k, nullptr);
+      if (rc == MDB_NOTFOUND) return Error(Errc::not_found, "not suppressed: " + s.address);
+      if (rc) return lmdb_error(rc, "removing a suppression");
+      return {};
+    }
+    return put(txn, suppress_, key, seal("suppress", key, s.json));
+  }
+
   Expected<void> do_op(MDB_txn* txn, PurgeLog& p, uint64_t&) {
     MDB_cursor* cur;
     int rc = mdb_cursor_open(txn, log_, &cur);
@@ -362,7 +430,8 @@ class LmdbSpool final : public Spool {
     MDB_val k = val(del.id), v;
     int rc = mdb_get(txn, msg_, &k, &v);
     if (rc) return lmdb_error(rc, fmt::format("message {}", del.id));
-    auto env = decode_envelope(del.id, view(v));
+    auto plain = unseal("msg", del.id, view(v));
+    auto env = plain ? decode_envelope(del.id, *plain) : Expected<smtp::Envelope>(plain.error());
     if (env) {
       std::string sk = sched_key(env->next_attempt_ms, del.id);
       MDB_val skv = val(sk);
@@ -377,7 +446,8 @@ class LmdbSpool final : public Spool {
   }
 
   MDB_env* env_ = nullptr;
-  MDB_dbi msg_ = 0, body_ = 0, sched_ = 0, log_ = 0, suppress_ = 0, quarantine_ = 0;
+  MDB_dbi msg_ = 0, body_ = 0, sched_ = 0, log_ = 0, suppress_ = 0, quarantine_ = 0, meta_ = 0;
+  std::string audit_secret_;
   std::shared_ptr<const Sealer> sealer_;
   uint64_t map_size_ = 0, reserve_ = 0, page_size_ = 4096;
 };

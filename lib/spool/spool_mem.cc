@@ -55,6 +55,17 @@ class MemSpool final : public Spool {
         sched_.erase(sched_key(q->next_attempt_ms, q->id));
         msgs_.erase(q->id);
         req->result = {};
+      } else if (auto* d = std::get_if<DeleteLogEvents>(&req->op)) {
+        for (const auto& k : d->keys) log_.erase(k);
+        req->result = {};
+      } else if (auto* sp = std::get_if<SetSuppression>(&req->op)) {
+        if (sp->remove) {
+          req->result = suppress_.erase(sp->address) ? Expected<void>()
+                                                      : Expected<void>(Error(Errc::not_found, "not suppressed"));
+        } else {
+          suppress_[sp->address] = sp->json;
+          req->result = {};
+        }
       } else if (auto* p = std::get_if<PurgeLog>(&req->op)) {
         p->purged = 0;
         while (!log_.empty() && p->purged < p->limit && log_.begin()->second.ts_ms < p->before_ms) {
@@ -105,8 +116,20 @@ class MemSpool final : public Spool {
   Expected<void> for_each_log(int64_t since_ms, const std::function<void(const LogEvent&)>& fn) override {
     std::lock_guard lock(mu_);
     for (auto it = log_.lower_bound(be64(uint64_t(std::max<int64_t>(0, since_ms)))); it != log_.end(); ++it)
-      fn(it->second);
+      fn(LogEvent{it->second.ts_ms, it->second.json, it->first});
     return {};
+  }
+
+  Expected<void> for_each_suppression(
+      const std::function<void(const std::string&, const std::string&)>& fn) override {
+    std::lock_guard lock(mu_);
+    for (const auto& [a, j] : suppress_) fn(a, j);
+    return {};
+  }
+
+  std::string audit_hash(std::string_view address) const override {
+    static const uint8_t kKey[32] = {1};
+    return hmac_hex(kKey, sizeof kKey, address);
   }
 
   Expected<std::string> first_id() override {
@@ -126,6 +149,7 @@ class MemSpool final : public Spool {
   std::map<std::string, std::pair<std::string, std::string>> msgs_;  // id → (record, body)
   std::map<std::string, std::string> sched_;                         // sched key → id
   std::map<std::string, LogEvent> log_;
+  std::map<std::string, std::string> suppress_;
 
   void add_events(const std::vector<LogEvent>& events) {
     for (const auto& e : events) log_[log_key(e.ts_ms)] = e;

@@ -89,13 +89,13 @@ void contract(Spool& s) {
   }
   SUBCASE("update moves the schedule entry; the last final recipient deletes everything") {
     auto e = envelope("U", 100, 2);
-    WriteRequest ins{InsertMessage{e, "body", {LogEvent{5, "{\"event\":\"received\"}"}}}, {}, {}};
+    WriteRequest ins{InsertMessage{e, "body", {LogEvent{5, "{\"event\":\"received\"}", {}}}}, {}, {}};
     WriteRequest* p = &ins;
     s.apply({&p, 1});
     REQUIRE(ins.result.ok());
     e.rcpts[0].state = smtp::RcptState::delivered;
     e.next_attempt_ms = 900;
-    WriteRequest up{UpdateMessage{e, 100, {LogEvent{6, "{\"event\":\"delivered\"}"}}}, {}, {}};
+    WriteRequest up{UpdateMessage{e, 100, {LogEvent{6, "{\"event\":\"delivered\"}", {}}}}, {}, {}};
     p = &up;
     s.apply({&p, 1});
     REQUIRE(up.result.ok());
@@ -104,7 +104,7 @@ void contract(Spool& s) {
     REQUIRE(s.for_each_scheduled([&](const smtp::Envelope& x) { order.push_back(x.next_attempt_ms); return true; }).ok());
     CHECK(order == std::vector<int64_t>{900});
     e.rcpts[1].state = smtp::RcptState::bounced;
-    WriteRequest last{UpdateMessage{e, 900, {LogEvent{7, "{\"event\":\"bounced\"}"}}}, {}, {}};
+    WriteRequest last{UpdateMessage{e, 900, {LogEvent{7, "{\"event\":\"bounced\"}", {}}}}, {}, {}};
     p = &last;
     s.apply({&p, 1});
     REQUIRE(last.result.ok());
@@ -250,7 +250,7 @@ TEST_CASE("encrypted LMDB spool: contract holds, nothing readable on disk") {
   REQUIRE(s.ok());
   auto e = envelope("SEALED1", 1);
   e.rcpts[0].address = "private.person@example.org";
-  WriteRequest r{InsertMessage{e, "MARKER-7f3a9 body", {LogEvent{1, "{\"rcpt\":\"private.person@example.org\"}"}}}, {}, {}};
+  WriteRequest r{InsertMessage{e, "MARKER-7f3a9 body", {LogEvent{1, "{\"rcpt\":\"private.person@example.org\"}", {}}}}, {}, {}};
   WriteRequest* p = &r;
   (*s)->apply({&p, 1});
   REQUIRE(r.result.ok());
@@ -272,7 +272,7 @@ TEST_CASE("encrypted LMDB spool: contract holds, nothing readable on disk") {
 TEST_CASE("log purge removes only old events, in bounded batches") {
   auto s = make_mem_spool(1 << 20);
   std::vector<LogEvent> evs;
-  for (int i = 0; i < 25; ++i) evs.push_back(LogEvent{int64_t(i), "{}"});
+  for (int i = 0; i < 25; ++i) evs.push_back(LogEvent{int64_t(i), "{}", {}});
   WriteRequest add{AppendLog{evs}, {}, {}};
   WriteRequest* p = &add;
   s->apply({&p, 1});
