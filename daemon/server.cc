@@ -54,6 +54,8 @@ Expected<void> Server::start() {
   if (auto r = spool_->for_each_suppression([&](const std::string& a, const std::string&) { suppressed_.insert(a); }); !r)
     return r.error();
 
+  rebuild_limits();
+
   std::vector<std::string> dns_servers;
   for (const auto& s : rt_->cfg.dns.servers) dns_servers.push_back(s.str());
   auto resolver = dns::make_ares_resolver(loop_, dns_servers);
@@ -179,6 +181,17 @@ void Server::on_accept(uv_stream_t* server) {
     s->refuse(smtp::reply(421, "4.7.0", rt_->cfg.server.hostname + " Too many connections, try again later"));
     return;
   }
+  if (int64_t locked = auth_locked_ms(ip); locked > 0) {
+    log::warn("smtp.auth_locked_out", {{"client", ip}, {"seconds_left", locked / 1000}});
+    s->refuse(smtp::reply(421, "4.7.0", rt_->cfg.server.hostname +
+                                            " Too many authentication failures from your address; try again later"));
+    return;
+  }
+  if (!conn_client_->take(ip, 1, clock_.now_ms())) {
+    log::warn("smtp.connection_rate", {{"client", ip}});
+    s->refuse(smtp::reply(421, "4.7.0", rt_->cfg.server.hostname + " Too many connections from your address per minute"));
+    return;
+  }
   if (per > limits.max_connections_per_client) {
     log::warn("smtp.too_many_connections_from_client", {{"client", ip}, {"open", per}});
     s->refuse(smtp::reply(421, "4.7.0", rt_->cfg.server.hostname + " Too many connections from your address"));
@@ -186,6 +199,45 @@ void Server::on_accept(uv_stream_t* server) {
   }
   s->start();
 }
+
+// Limiters survive a reload unless their settings changed, so a reload is
+// no way to reset a client's budget.
+void Server::rebuild_limits() {
+  const auto& l = rt_->cfg.rate_limits;
+  bool same = lockout_ && l.interval == limits_cfg_.interval && l.messages_per_user == limits_cfg_.messages_per_user &&
+              l.recipients_per_user == limits_cfg_.recipients_per_user &&
+              l.messages_per_client == limits_cfg_.messages_per_client &&
+              l.recipients_per_client == limits_cfg_.recipients_per_client &&
+              l.connections_per_minute == limits_cfg_.connections_per_minute &&
+              l.auth_failures == limits_cfg_.auth_failures && l.auth_lockout == limits_cfg_.auth_lockout;
+  if (same) return;
+  limits_cfg_ = l;
+  int64_t iv = l.interval.count();
+  msg_user_ = std::make_unique<auth::RateLimiter>(l.messages_per_user, iv);
+  rcpt_user_ = std::make_unique<auth::RateLimiter>(l.recipients_per_user, iv);
+  msg_client_ = std::make_unique<auth::RateLimiter>(l.messages_per_client, iv);
+  rcpt_client_ = std::make_unique<auth::RateLimiter>(l.recipients_per_client, iv);
+  conn_client_ = std::make_unique<auth::RateLimiter>(l.connections_per_minute, 60'000);
+  lockout_ = std::make_unique<auth::AuthLockout>(l.auth_failures, l.auth_lockout.count(), l.auth_lockout.count());
+}
+
+int64_t Server::limit_messages(const std::string& user, const std::string& ip) {
+  int64_t t = clock_.now_ms();
+  auto& r = user.empty() ? *msg_client_ : *msg_user_;
+  const std::string& key = user.empty() ? ip : user;
+  return r.take(key, 1, t) ? 0 : std::max<int64_t>(1, r.wait_ms(key, 1, t));
+}
+
+int64_t Server::limit_recipients(const std::string& user, const std::string& ip) {
+  int64_t t = clock_.now_ms();
+  auto& r = user.empty() ? *rcpt_client_ : *rcpt_user_;
+  const std::string& key = user.empty() ? ip : user;
+  return r.take(key, 1, t) ? 0 : std::max<int64_t>(1, r.wait_ms(key, 1, t));
+}
+
+void Server::auth_failed(const std::string& ip) { lockout_->failure(ip, clock_.now_ms()); }
+
+int64_t Server::auth_locked_ms(const std::string& ip) const { return lockout_->locked_ms(ip, clock_.now_ms()); }
 
 bool Server::suppressed(const std::string& address) const { return suppressed_.count(to_lower(address)) > 0; }
 
@@ -285,6 +337,7 @@ Expected<void> Server::reload() {
   if (auto r = bind_listeners((*rt)->cfg); !r) return failed(r.error());
   log::configure((*rt)->cfg.logging.format, (*rt)->cfg.logging.level);
   rt_ = *rt;  // sessions already open keep the snapshot they started with
+  rebuild_limits();
   if (delivery_) delivery_->set_runtime(rt_);
   metrics_.reloads_ok++;
   log::info("reload.ok", {{"file", rt_->cfg.file}, {"listeners", listeners_.size()}});

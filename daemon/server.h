@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "auth/auth_ratelimit.h"
 #include "control.h"
 #include "metrics.h"
 #include "net/net_listener.h"
@@ -51,6 +52,12 @@ class Server {
   // The suppression list, kept in memory for the RCPT check and persisted
   // in the spool.
   bool suppressed(const std::string& address) const;
+  // Rate limits; each returns 0 when allowed, else the wait in ms.
+  int64_t limit_messages(const std::string& user, const std::string& client_ip);
+  int64_t limit_recipients(const std::string& user, const std::string& client_ip);
+  void auth_failed(const std::string& client_ip);
+  void auth_succeeded(const std::string& client_ip) { lockout_->success(client_ip); }
+  int64_t auth_locked_ms(const std::string& client_ip) const;
   void suppress(const std::string& address, const std::string& reason, std::function<void(Expected<void>)> done = {});
   void unsuppress(const std::string& address, std::function<void(Expected<void>)> done);
   SmtpSession* find_session(uint64_t id);
@@ -79,6 +86,10 @@ class Server {
   std::unique_ptr<ControlServer> control_;
   int64_t started_ms_ = 0;
   std::unordered_set<std::string> suppressed_;
+  void rebuild_limits();
+  std::unique_ptr<auth::RateLimiter> msg_user_, rcpt_user_, msg_client_, rcpt_client_, conn_client_;
+  std::unique_ptr<auth::AuthLockout> lockout_;
+  decltype(config::Config::rate_limits) limits_cfg_{};
   bool delivery_done_ = false;
   uv_async_t* spool_async_ = nullptr;
   std::vector<uv_signal_t*> signals_;

@@ -133,6 +133,10 @@ void SmtpSession::cmd_auth(const smtp::Command& c) {
   if (helo_.empty()) return protocol_error(reply(503, "5.5.1", "Send EHLO first"));
   if (!auth_user_.empty()) return protocol_error(reply(503, "5.5.1", "Already authenticated"));
   if (txn_.active) return protocol_error(reply(503, "5.5.1", "AUTH not allowed during a mail transaction"));
+  if (server_.auth_locked_ms(client_ip_) > 0)
+    return close_with(reply(421, "4.7.0", cfg_.server.hostname +
+                                              " Too many authentication failures from your address; try again later"),
+                      "auth lockout");
   auto args = smtp::parse_auth(c.arg);
   if (!args) return protocol_error(args.error());
   auto [exchange, step] = smtp::SaslExchange::start(args->mechanism, args->initial);
@@ -174,6 +178,7 @@ void SmtpSession::on_auth_result(bool ok, const std::string& user) {
   if (ok) {
     waiting_auth_ = false;
     auth_user_ = user;
+    server_.auth_succeeded(client_ip_);
     log::info("smtp.auth", {{"session", id_}, {"client", client_ip_}, {"user", user}});
     send(reply(235, "2.7.0", "Authentication successful"));
     arm_timer();
@@ -181,6 +186,7 @@ void SmtpSession::on_auth_result(bool ok, const std::string& user) {
     return;
   }
   server_.metrics().auth_failures++;
+  server_.auth_failed(client_ip_);
   ++auth_failures_;
   log::warn("smtp.auth_failed", {{"session", id_}, {"client", client_ip_}, {"user", printable(user, 64)},
                                  {"failures", auth_failures_}});
@@ -215,6 +221,12 @@ void SmtpSession::cmd_mail(const smtp::Command& c) {
     return protocol_error(reply(552, "5.3.4", "Message size exceeds fixed maximum message size"));
   if (m->sender && m->sender->utf8 && !m->params.smtputf8)
     return protocol_error(reply(553, "5.6.7", "Sender address needs SMTPUTF8"));
+  if (int64_t wait = server_.limit_messages(auth_user_, client_ip_); wait > 0) {
+    log::info("smtp.rate_limited", {{"session", id_}, {"client", client_ip_}, {"user", auth_user_}, {"what", "messages"}});
+    return send(reply(450, "4.7.1", fmt::format("Message rate limit exceeded for {}; try again in {}s",
+                                                auth_user_.empty() ? "your address" : "user " + auth_user_,
+                                                (wait + 999) / 1000)));
+  }
   txn_.active = true;
   txn_.sender = m->sender;
   txn_.params = m->params;
@@ -240,6 +252,10 @@ void SmtpSession::cmd_rcpt(const smtp::Command& c) {
     return protocol_error(reply(550, "5.7.1",
                                 "<" + r->rcpt.str() + ">: recipient is on the suppression list after a hard bounce; "
                                 "remove it with ferryctl suppress remove"));
+  }
+  if (int64_t wait = server_.limit_recipients(auth_user_, client_ip_); wait > 0) {
+    log::info("smtp.rate_limited", {{"session", id_}, {"client", client_ip_}, {"user", auth_user_}, {"what", "recipients"}});
+    return send(reply(450, "4.7.1", fmt::format("Recipient rate limit exceeded; try again in {}s", (wait + 999) / 1000)));
   }
   smtp::EnvelopeRcpt rc;
   rc.address = r->rcpt.str();

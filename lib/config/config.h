@@ -100,6 +100,14 @@ struct Config {
     bool automatic = true;
   } suppression;
   struct {
+    Duration interval{};
+    uint64_t messages_per_user = 0, recipients_per_user = 0;
+    uint64_t messages_per_client = 0, recipients_per_client = 0;
+    uint64_t connections_per_minute = 0;
+    uint64_t auth_failures = 0;
+    Duration auth_lockout{};
+  } rate_limits;
+  struct {
     std::optional<HostPort> address;
   } metrics;
   struct {

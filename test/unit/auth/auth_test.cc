@@ -63,3 +63,38 @@ TEST_CASE("users file: load, verify, errors with positions") {
   unlink(tmpl);
   CHECK(UserDb::load(path).error().code == ferry::Errc::not_found);
 }
+
+#include "auth/auth_ratelimit.h"
+
+TEST_CASE("token buckets: burst, refill, per key, bounded") {
+  RateLimiter r(3, 1000);  // 3 per second
+  for (int i = 0; i < 3; ++i) CHECK(r.take("u", 1, 0));
+  CHECK_FALSE(r.take("u", 1, 0));
+  CHECK(r.wait_ms("u", 1, 0) > 300);
+  CHECK(r.take("other", 1, 0));  // keys are independent
+  CHECK_FALSE(r.take("u", 1, 300));
+  CHECK(r.take("u", 1, 340));  // one token back after 1/3 s
+  CHECK_FALSE(r.take("u", 5, 100000));  // never more than the capacity at once
+  r.prune(100000);
+  CHECK(r.size() == 0);
+  RateLimiter off(0, 1000);
+  for (int i = 0; i < 1000; ++i) CHECK(off.take("x", 1, 0));
+  RateLimiter capped(1, 1000, 10);
+  for (int i = 0; i < 100; ++i) capped.take("k" + std::to_string(i), 1, 0);
+  CHECK(capped.size() <= 10);
+}
+
+TEST_CASE("AUTH lockout: N failures in the window lock the address for a while") {
+  AuthLockout l(3, 60'000, 10'000);
+  l.failure("192.0.2.1", 0);
+  l.failure("192.0.2.1", 1000);
+  CHECK(l.locked_ms("192.0.2.1", 1000) == 0);
+  l.failure("192.0.2.1", 2000);
+  CHECK(l.locked_ms("192.0.2.1", 2000) == 10'000);
+  CHECK(l.locked_ms("192.0.2.2", 2000) == 0);
+  CHECK(l.locked_ms("192.0.2.1", 12'001) == 0);
+  l.failure("192.0.2.3", 0);
+  l.failure("192.0.2.3", 70'000);  // outside the window: starts again
+  l.failure("192.0.2.3", 70'001);
+  CHECK(l.locked_ms("192.0.2.3", 70'001) == 0);
+}
