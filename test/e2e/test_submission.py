@@ -211,7 +211,7 @@ class RelayPolicy(unittest.TestCase):
                 s.login("alice", PASSWORD)
                 s.docmd("MAIL FROM:<a@example.com>")
                 self.assertEqual(s.docmd("RCPT TO:<victim@example.org>")[0], 250)
-            self.assertIn("smtp.relay_denied", f.log())
+            self.assertTrue(f.wait_log(r"smtp\.relay_denied"))
         finally:
             self.assertEqual(f.stop(), 0)
             f.cleanup()
