@@ -78,6 +78,7 @@ class DeliveryManager {
     uint16_t port = 25;
     std::string last_error;
     bool retried_fresh = false;
+    bool eight_bit = false;  // from the one header scan in start_job
     const config::RouteConfig* route = nullptr;
   };
 

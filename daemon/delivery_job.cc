@@ -79,11 +79,11 @@ void DeliveryManager::start_job(sched::Job job) {
   r.body = std::move(*body);
   auto headers = msg::scan_headers(r.body);
   it->second.subject = headers.subject;
+  r.eight_bit = headers.eight_bit;
   if (headers.received > kMaxHops)
     return fail_job_now(id, reply(554, "5.4.6", fmt::format("mail loop: {} Received: headers", headers.received)), false);
 
   const std::string& dest = r.job.destination;
-  auto alive = id;
   if (dest.rfind("route:", 0) == 0) {
     for (const auto& route : rt_->cfg.delivery.routes)
       if ("route:" + route.host.str() == dest) r.route = &route;
@@ -91,10 +91,10 @@ void DeliveryManager::start_job(sched::Job job) {
       return fail_job_now(id, reply(451, "4.3.0", "route removed by reload"), false);
     }
     r.port = r.route->host.port;
-    resolver_->resolve_host(r.route->host.host, [this, alive](dns::MxResult res) { resolved(alive, std::move(res)); });
+    resolver_->resolve_host(r.route->host.host, [this, id](dns::MxResult res) { resolved(id, std::move(res)); });
   } else {
     r.port = rt_->cfg.delivery.port;
-    resolver_->resolve_mx(dest, [this, alive](dns::MxResult res) { resolved(alive, std::move(res)); });
+    resolver_->resolve_mx(dest, [this, id](dns::MxResult res) { resolved(id, std::move(res)); });
   }
 }
 
@@ -194,7 +194,7 @@ void DeliveryManager::run_txn(uint64_t job_id, SmtpClient* client, bool reused) 
   if (!env.envid.empty()) tx.mail_params += " ENVID=" + env.envid;
   tx.body = &rj.body;
   tx.needs_smtputf8 = env.smtputf8;
-  tx.eight_bit = env.body == smtp::BodyType::eightbitmime || msg::scan_headers(rj.body).eight_bit;
+  tx.eight_bit = env.body == smtp::BodyType::eightbitmime || rj.eight_bit;
   std::string key = fmt::format("{}:{}", client->ip(), rj.port);
   client->send(std::move(tx), [this, job_id, client, reused, key](TxnResult res) {
     auto jit = jobs_.find(job_id);

@@ -55,10 +55,4 @@ void ConnectionPool::quit_all() {
     for (auto& i : v) i.client->quit();
 }
 
-size_t ConnectionPool::idle() const {
-  size_t n = 0;
-  for (const auto& [k, v] : idle_) n += v.size();
-  return n;
-}
-
 }  // namespace ferry

@@ -29,7 +29,6 @@ class ConnectionPool {
   void forget(SmtpClient* client);
   // Quits every idle client (shutdown, reload).
   void quit_all();
-  size_t idle() const;
 
  private:
   struct Idle {

@@ -102,12 +102,6 @@ std::map<std::string, Scheduler::DestinationState> Scheduler::destinations() con
   return out;
 }
 
-size_t Scheduler::waiting() const {
-  size_t n = pending_.size();
-  for (const auto& [name, d] : dests_) n += d.ready.size();
-  return n;
-}
-
 int64_t next_attempt(int64_t created, int64_t now, const Policy& p, uint64_t random) {
   int64_t age = std::max<int64_t>(0, now - created);
   int64_t delay = std::clamp(age, p.min_backoff_ms, std::max(p.min_backoff_ms, p.max_backoff_ms));

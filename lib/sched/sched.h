@@ -71,7 +71,6 @@ class Scheduler {
     int64_t suspended_until = 0;
   };
   std::map<std::string, DestinationState> destinations() const;
-  size_t waiting() const;  // not yet started, all destinations
   size_t active() const { return active_total_; }
 
  private:

@@ -42,14 +42,20 @@ def key(f, name="spool.key"):
     return path
 
 
+def encrypt(f):
+    """Gives f a fresh key and turns on spool.encryption_key_file."""
+    key(f)
+    with open(f.config_path) as c:
+        text = c.read().replace("  max_size: 64MiB\n", "  max_size: 64MiB\n  encryption_key_file: spool.key\n")
+    with open(f.config_path, "w") as c:
+        c.write(text)
+
+
 class Privacy(unittest.TestCase):
     def test_encrypted_spool_has_no_plaintext_while_queued(self):
         f = Ferry()
         try:
-            key(f)
-            with open(f.config_path) as c:
-                text = c.read().replace("  max_size: 64MiB\n", "  max_size: 64MiB\n  encryption_key_file: spool.key\n")
-            open(f.config_path, "w").write(text)
+            encrypt(f)
             f.start()
             msg_id = submit(f, PERSON, b"Subject: private\r\n\r\n" + MARKER + b"\r\n")
             f.wait_log(r"deferred .*rcpt=" + PERSON)  # queued, and a delivery attempt has rewritten it
@@ -110,10 +116,7 @@ class Privacy(unittest.TestCase):
         rx = Receivers([RX])
         f = Ferry()
         try:
-            key(f)
-            with open(f.config_path) as c:
-                text = c.read().replace("  max_size: 64MiB\n", "  max_size: 64MiB\n  encryption_key_file: spool.key\n")
-            open(f.config_path, "w").write(text)
+            encrypt(f)
             f.start()
             good = submit(f, "good@dest.example", b"Subject: good\r\n\r\nx\r\n")
             bad = submit(f, "bad@dest.example", b"Subject: bad\r\n\r\nx\r\n")
