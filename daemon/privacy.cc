@@ -1,6 +1,6 @@
 // GDPR art. 15/17/20 and CCPA requests: export and erase everything held
 // about one address (delivery-log events, queued envelopes, suppression
-// entries), and the suppression list commands. Scans of the log and the
+// entries, lines of delivery_log.file), and the suppression list commands. Scans of the log and the
 // queue run on the libuv thread pool with LMDB read transactions, so a
 // large log never stalls the event loop; changes go through the spool
 // writer. The erase audit line names the address only by a keyed hash.
@@ -31,8 +31,15 @@ struct Scan {
   json queued = json::array();
   std::vector<std::string> queued_ids;
   json suppressions = json::array();
+  std::shared_ptr<DailyFile> event_file;  // erase only
+  size_t file_lines = 0;
   std::string error;
 };
+
+// The delivery-log event (stored or in delivery_log.file) names the address.
+bool event_involves(const json& j, const std::string& a) {
+  return iequals(j.value("rcpt", ""), a) || iequals(j.value("from", ""), a);
+}
 
 bool involves(const smtp::Envelope& e, const std::string& a) {
   if (iequals(e.sender, a)) return true;
@@ -75,6 +82,7 @@ void Server::handle_privacy(const std::string& cmd, const json& args, ControlSer
   s->cmd = cmd;
   s->args = args;
   s->reply = std::move(reply);
+  if (cmd == "privacy.erase") s->event_file = event_file_;
   s->req.data = s;
   uv_queue_work(
       loop_, &s->req,
@@ -83,7 +91,7 @@ void Server::handle_privacy(const std::string& cmd, const json& args, ControlSer
         auto r = s->spool->for_each_log(0, [&](const spool::LogEvent& ev) {
           json j = json::parse(ev.json, nullptr, false);
           if (j.is_discarded()) return;
-          if (iequals(j.value("rcpt", ""), s->address) || iequals(j.value("from", ""), s->address)) {
+          if (event_involves(j, s->address)) {
             s->events.push_back(std::move(j));
             s->event_keys.push_back(ev.key);
           }
@@ -104,6 +112,14 @@ void Server::handle_privacy(const std::string& cmd, const json& args, ControlSer
           if (a == s->address) s->suppressions.push_back(json::parse(j, nullptr, false));
         });
         if (!r) s->error = r.error().message;
+        if (s->event_file && s->error.empty()) {
+          auto n = s->event_file->remove_lines([&](std::string_view line) {
+            json j = json::parse(line, nullptr, false);
+            return !j.is_discarded() && j.is_object() && event_involves(j, s->address);
+          });
+          if (n) s->file_lines = *n;
+          else s->error = n.error().message;
+        }
       },
       [](uv_work_t* w, int) {
         std::unique_ptr<Scan> s(static_cast<Scan*>(w->data));
@@ -145,12 +161,14 @@ void Server::handle_privacy(const std::string& cmd, const json& args, ControlSer
         }
         log::info("privacy.erase", {{"address_hash", server.spool_->audit_hash(s->address)},
                                     {"events", s->event_keys.size()},
+                                    {"file_lines", s->file_lines},
                                     {"messages_deleted", deleted},
                                     {"messages_updated", updated},
                                     {"suppressions", suppressions}});
         s->reply({{"ok", true},
                   {"result",
                    {{"events_deleted", s->event_keys.size()},
+                    {"file_lines_deleted", s->file_lines},
                     {"messages_deleted", deleted},
                     {"messages_updated", updated},
                     {"suppressions_removed", suppressions},

@@ -55,6 +55,9 @@ Expected<void> Server::start() {
     return r.error();
 
   rebuild_limits();
+  auto event_file = prepare_event_file(rt_->cfg);
+  if (!event_file) return event_file.error();
+  use_event_file(std::move(*event_file), rt_->cfg);
 
   std::vector<std::string> dns_servers;
   for (const auto& s : rt_->cfg.dns.servers) dns_servers.push_back(s.str());
@@ -104,9 +107,11 @@ Expected<void> Server::start() {
           auto* self = static_cast<Server*>(s->data);
           if (signum == SIGHUP)
             (void)self->reload();  // logs its own outcome
+          else if (signum == SIGUSR1 && self->event_file_)
+            self->event_file_->reopen();  // logs log.reopen
           else if (signum == SIGUSR1)
-            // Logs go to stderr (journald or a supervisor owns the file), so
-            // there is nothing to reopen yet; acknowledge for logrotate scripts.
+            // Other logs go to stderr (journald or a supervisor owns the
+            // file): acknowledge for logrotate scripts.
             log::info("log.reopen", {{"target", "stderr"}});
           else
             self->shutdown();
@@ -266,6 +271,7 @@ void Server::unsuppress(const std::string& address, std::function<void(Expected<
 }
 
 void Server::update_gauges() {
+  if (event_file_) event_file_->tick(clock_.now_ms());  // rotation on a quiet day
   auto n = spool_->message_count();
   if (n) metrics_.queue_messages = *n;
   auto oldest = spool_->first_id();
@@ -287,8 +293,44 @@ void Server::session_closed(uint64_t id, const std::string& client_ip) {
 }
 
 void Server::on_spool_wakeup() {
-  for (auto& req : writer_->take_completed())
+  auto completed = writer_->take_completed();
+  if (event_file_) {
+    // Only committed events reach the file, in commit order, one write
+    // per batch.
+    std::string lines;
+    auto add = [&](const std::vector<spool::LogEvent>& events) {
+      for (const auto& e : events) {
+        lines += e.json;
+        lines += '\n';
+      }
+    };
+    for (auto& req : completed) {
+      if (!req->result) continue;
+      if (auto* i = std::get_if<spool::InsertMessage>(&req->op)) add(i->events);
+      else if (auto* u = std::get_if<spool::UpdateMessage>(&req->op)) add(u->events);
+      else if (auto* a = std::get_if<spool::AppendLog>(&req->op)) add(a->events);
+    }
+    if (!lines.empty()) event_file_->append(lines, clock_.now_ms());
+  }
+  for (auto& req : completed)
     if (req->done) req->done(*req);
+}
+
+Expected<std::shared_ptr<DailyFile>> Server::prepare_event_file(const config::Config& cfg) {
+  const std::string& path = cfg.delivery_log.file;
+  if (path.empty()) return std::shared_ptr<DailyFile>();
+  if (event_file_ && event_file_->path() == path) return event_file_;
+  auto f = std::make_shared<DailyFile>(path, cfg.delivery_log.retention.count());
+  if (auto r = f->open(clock_.now_ms()); !r) return r.error();
+  return f;
+}
+
+void Server::use_event_file(std::shared_ptr<DailyFile> f, const config::Config& cfg) {
+  event_file_ = std::move(f);
+  if (event_file_) {
+    event_file_->set_retention(cfg.delivery_log.retention.count());
+    event_file_->tick(clock_.now_ms());
+  }
 }
 
 namespace {
@@ -334,7 +376,10 @@ Expected<void> Server::reload() {
     log::warn("reload.ignored", {{"key", "spool.path"}, {"why", "needs a restart"}});
   auto rt = build_runtime(std::move(*cfg));
   if (!rt) return failed(rt.error());
+  auto event_file = prepare_event_file((*rt)->cfg);  // before anything changes
+  if (!event_file) return failed(event_file.error());
   if (auto r = bind_listeners((*rt)->cfg); !r) return failed(r.error());
+  use_event_file(std::move(*event_file), (*rt)->cfg);
   log::configure((*rt)->cfg.logging.format, (*rt)->cfg.logging.level);
   rt_ = *rt;  // sessions already open keep the snapshot they started with
   rebuild_limits();

@@ -21,6 +21,7 @@
 #include "spool/spool.h"
 #include "spool/spool_writer.h"
 #include "util/clock.h"
+#include "util/daily_file.h"
 #include "util/ids.h"
 
 namespace ferry {
@@ -75,6 +76,11 @@ class Server {
   void handle_control(const nlohmann::json& req, ControlServer::Reply reply);  // control_commands.cc
   void handle_privacy(const std::string& cmd, const nlohmann::json& args, ControlServer::Reply reply);  // privacy.cc
   void on_spool_wakeup();
+  // delivery_log.file for a (new) config: the open file if its path is
+  // unchanged, else a newly opened one (an error leaves everything as it
+  // was), or none; use_event_file switches to it.
+  Expected<std::shared_ptr<DailyFile>> prepare_event_file(const config::Config& cfg);
+  void use_event_file(std::shared_ptr<DailyFile> f, const config::Config& cfg);
   Expected<void> bind_listeners(const config::Config& cfg);
   void maybe_finish_shutdown();
 
@@ -86,6 +92,8 @@ class Server {
   std::unique_ptr<ControlServer> control_;
   int64_t started_ms_ = 0;
   std::unordered_set<std::string> suppressed_;
+  // Shared with a privacy erase running on the thread pool across a reload.
+  std::shared_ptr<DailyFile> event_file_;
   void rebuild_limits();
   std::unique_ptr<auth::RateLimiter> msg_user_, rcpt_user_, msg_client_, rcpt_client_, conn_client_;
   std::unique_ptr<auth::AuthLockout> lockout_;

@@ -92,6 +92,7 @@ struct Config {
   struct {
     Duration retention{};
     bool subject = true;
+    std::string file;  // empty: no JSON-lines stream
   } delivery_log;
   struct {
     std::string socket;

@@ -215,6 +215,12 @@ const Key<C> kConfigKeys[] = {
      [](C& c, const YAML::Node& n, Ctx&) { c.delivery_log.retention = get_duration(n); }},
     {"delivery_log.subject", "true", "Record the Subject: header in delivery-log events.",
      [](C& c, const YAML::Node& n, Ctx&) { c.delivery_log.subject = get_bool(n); }},
+    {"delivery_log.file", "null",
+     "Also append every committed delivery-log event as one JSON line to this file, for log shippers. "
+     "ferryd renames it to FILE.YYYY-MM-DD at UTC midnight and deletes a rotated file once the start of "
+     "its day is older than delivery_log.retention (which must then be at least 1d); SIGUSR1 reopens "
+     "it. The file is plaintext: spool encryption does not cover it.",
+     [](C& c, const YAML::Node& n, Ctx& x) { c.delivery_log.file = get_path(n, x); }},
     {"suppression.auto", "true",
      "Add a recipient to the suppression list when it hard-bounces (5.1.x: no such mailbox or domain); "
      "later submissions to it are refused at RCPT with 550 5.7.1.",

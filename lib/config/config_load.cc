@@ -167,6 +167,11 @@ void validate(const Config& c, const Ctx& ctx) {
   }
   if (c.delivery.messages_per_connection == 0)
     fail_at(ctx, "delivery.messages_per_connection", "must be at least 1");
+  if (!c.delivery_log.file.empty() && c.delivery_log.retention < std::chrono::hours(24))
+    fail_at(ctx, "delivery_log.file",
+            "delivery_log.file rotates daily, so it cannot keep a delivery_log.retention under 1d");
+  if (!c.delivery_log.file.empty() && std::filesystem::is_directory(c.delivery_log.file))
+    fail_at(ctx, "delivery_log.file", fmt::format("delivery_log.file: '{}' is a directory", c.delivery_log.file));
 }
 
 Expected<Config> load_node(const std::function<YAML::Node()>& parse, const std::string& name,

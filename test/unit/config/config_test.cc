@@ -91,6 +91,9 @@ TEST_CASE("errors carry FILE:LINE:COL") {
        "t.yaml:4:5: listener name 'relay' is used twice"},
       {std::string(kMinimal) + "tls:\n  certificate: /nonexistent/cert.pem\n  key: /nonexistent/key.pem\n"
        "  min_version: \"1.1\"\n", "t.yaml:7:16: '1.1' is not one of: 1.2 | 1.3"},
+      {std::string(kMinimal) + "delivery_log:\n  retention: 12h\n  file: events.jsonl\n",
+       "t.yaml:6:3: delivery_log.file rotates daily, so it cannot keep a delivery_log.retention under 1d"},
+      {std::string(kMinimal) + "delivery_log:\n  file: /tmp\n", "t.yaml:5:3: delivery_log.file: '/tmp' is a directory"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.yaml);
