@@ -1,5 +1,5 @@
 // The control commands behind ferryctl: status, reload, queue
-// summary/list/show/flush/delete/bounce, log search. Read-only commands
+// summary/list/show/flush/delete/bounce (log search is in privacy.cc). Read-only commands
 // read the spool with LMDB read transactions (no effect on the writer);
 // commands that change the queue go through the delivery manager and the
 // spool writer like any other change.
@@ -162,18 +162,8 @@ void Server::handle_control(const json& req, ControlServer::Reply reply) {
     return reply(r ? ok({{"id", id}}) : err(r.error().message));
   }
   if (cmd == "log.search") {
-    std::string address = to_lower(arg("address"));
-    if (address.empty()) return reply(err("log search needs --address"));
-    int64_t since = args.value("since_ms", int64_t(0));
-    json events = json::array();
-    auto r = spool_->for_each_log(since, [&](const spool::LogEvent& ev) {
-      json j = json::parse(ev.json, nullptr, false);
-      if (j.is_discarded()) return;
-      if (to_lower(j.value("rcpt", "")) == address || to_lower(j.value("from", "")) == address)
-        events.push_back(std::move(j));
-    });
-    if (!r) return reply(err(r.error().message));
-    return reply(ok(events));
+    if (arg("address").empty()) return reply(err("log search needs --address"));
+    return handle_privacy(cmd, args, std::move(reply));  // an index read on the thread pool
   }
   if (cmd.rfind("privacy.", 0) == 0 || cmd.rfind("suppress.", 0) == 0) return handle_privacy(cmd, args, std::move(reply));
   reply(err("unknown command: " + printable(cmd, 40)));

@@ -1,7 +1,8 @@
 // GDPR art. 15/17/20 and CCPA requests: export and erase everything held
 // about one address (delivery-log events, queued envelopes, suppression
-// entries, lines of delivery_log.file), and the suppression list commands. Scans of the log and the
-// queue run on the libuv thread pool with LMDB read transactions, so a
+// entries, lines of delivery_log.file), log search, and the suppression
+// list commands. Reads of the log (through its address index) and scans
+// of the queue run on the libuv thread pool with LMDB read transactions, so a
 // large log never stalls the event loop; changes go through the spool
 // writer. The erase audit line names the address only by a keyed hash.
 #include <fmt/format.h>
@@ -73,7 +74,8 @@ void Server::handle_privacy(const std::string& cmd, const json& args, ControlSer
       reply(r ? ok({{"address", address}}) : err(r.error().message));
     });
   }
-  if (cmd != "privacy.export" && cmd != "privacy.erase") return reply(err("unknown command: " + printable(cmd, 40)));
+  if (cmd != "privacy.export" && cmd != "privacy.erase" && cmd != "log.search")
+    return reply(err("unknown command: " + printable(cmd, 40)));
 
   auto* s = new Scan;
   s->server = this;
@@ -88,15 +90,15 @@ void Server::handle_privacy(const std::string& cmd, const json& args, ControlSer
       loop_, &s->req,
       [](uv_work_t* w) {
         auto* s = static_cast<Scan*>(w->data);
-        auto r = s->spool->for_each_log(0, [&](const spool::LogEvent& ev) {
+        int64_t since = s->args.value("since_ms", int64_t(0));
+        auto r = s->spool->for_each_log_of(s->address, since, [&](const spool::LogEvent& ev) {
           json j = json::parse(ev.json, nullptr, false);
           if (j.is_discarded()) return;
-          if (event_involves(j, s->address)) {
-            s->events.push_back(std::move(j));
-            s->event_keys.push_back(ev.key);
-          }
+          s->events.push_back(std::move(j));
+          s->event_keys.push_back(ev.key);
         });
         if (!r) s->error = r.error().message;
+        if (s->cmd == "log.search") return;
         r = s->spool->for_each_scheduled([&](const smtp::Envelope& e) {
           if (!involves(e, s->address)) return true;
           json rc = json::array();
@@ -126,6 +128,7 @@ void Server::handle_privacy(const std::string& cmd, const json& args, ControlSer
         Server& server = *s->server;
         auto fail = [&](const std::string& m) { s->reply({{"ok", false}, {"error", m}}); };
         if (!s->error.empty()) return fail(s->error);
+        if (s->cmd == "log.search") return s->reply({{"ok", true}, {"result", s->events}});
         if (s->cmd == "privacy.export") {
           return s->reply({{"ok", true},
                            {"result",

@@ -111,6 +111,11 @@ class Spool {
   // Delivery-log events from since_ms on, oldest first.
   virtual Expected<void> for_each_log(int64_t since_ms,
                                       const std::function<void(const LogEvent&)>& fn) = 0;
+  // The events that name `address` (lower-cased) as sender or recipient,
+  // from since_ms on, oldest first: read through an address index, so the
+  // cost follows that address's events, not the size of the log.
+  virtual Expected<void> for_each_log_of(std::string_view address, int64_t since_ms,
+                                         const std::function<void(const LogEvent&)>& fn) = 0;
 };
 
 // True when no recipient is pending any more.

@@ -1,6 +1,8 @@
 // LMDB Spool. One environment, named databases `msg` (id → envelope),
 // `body` (id → bytes), `sched` ((next attempt, id) → ∅); `log` and
 // `suppress` are created for the delivery log and suppression list.
+// `log_addr` indexes the log by address: (address or its keyed hash, NUL,
+// log key) → ∅, written and deleted with the event in one transaction.
 // Only the spool writer thread writes; readers use read-only transactions
 // from any thread (MDB_NOTLS). A commit is the fsync (unless sync is off).
 //
@@ -66,7 +68,7 @@ class LmdbSpool final : public Spool {
     ::chmod(o.path.c_str(), 0700);  // bodies and addresses: owner only
     int rc = mdb_env_create(&env_);
     if (rc) return lmdb_error(rc, "mdb_env_create");
-    mdb_env_set_maxdbs(env_, 8);
+    mdb_env_set_maxdbs(env_, 16);
     rc = mdb_env_set_mapsize(env_, o.max_size);
     if (rc) return lmdb_error(rc, "mdb_env_set_mapsize");
     unsigned flags = MDB_NOTLS;
@@ -85,7 +87,7 @@ class LmdbSpool final : public Spool {
     if (rc) return lmdb_error(rc, "mdb_txn_begin");
     for (auto [name, dbi] : {std::pair{"msg", &msg_}, {"body", &body_}, {"sched", &sched_},
                              {"log", &log_}, {"suppress", &suppress_}, {"quarantine", &quarantine_},
-                             {"meta", &meta_}}) {
+                             {"meta", &meta_}, {"log_addr", &log_addr_}}) {
       rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
       if (rc) {
         mdb_txn_abort(txn);
@@ -106,6 +108,10 @@ class LmdbSpool final : public Spool {
         mdb_txn_abort(txn);
         return lmdb_error(rc, "storing the audit secret");
       }
+    }
+    if (auto r = build_log_index(txn); !r) {
+      mdb_txn_abort(txn);
+      return r;
     }
     rc = mdb_txn_commit(txn);
     if (rc) return lmdb_error(rc, "mdb_txn_commit");
@@ -226,6 +232,33 @@ class LmdbSpool final : public Spool {
     return {};
   }
 
+  Expected<void> for_each_log_of(std::string_view address, int64_t since_ms,
+                                 const std::function<void(const LogEvent&)>& fn) override {
+    ReadTxn t(env_);
+    if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
+    MDB_cursor* cur;
+    int rc = mdb_cursor_open(t.get(), log_addr_, &cur);
+    if (rc) return lmdb_error(rc, "mdb_cursor_open");
+    std::string prefix = addr_prefix(address);
+    std::string start = prefix + be64(uint64_t(std::max<int64_t>(0, since_ms)));
+    MDB_val k = val(start), v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && view(k).starts_with(prefix);
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      std::string_view lk = view(k).substr(prefix.size());
+      MDB_val lkv = val(lk), lv;
+      if (mdb_get(t.get(), log_, &lkv, &lv) != 0) continue;
+      auto plain = unseal("log", lk, view(lv));
+      if (!plain) {
+        log::error("spool.unreadable_log", {{"error", plain.error().message}});
+        continue;
+      }
+      fn(LogEvent{int64_t(from_be64(lk)), std::move(*plain), std::string(lk)});
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_error(rc, "walking the log index");
+    return {};
+  }
+
   Expected<void> for_each_suppression(
       const std::function<void(const std::string&, const std::string&)>& fn) override {
     ReadTxn t(env_);
@@ -341,7 +374,67 @@ class LmdbSpool final : public Spool {
     for (const auto& ev : events) {
       std::string k = log_key(ev.ts_ms);
       if (auto r = put(txn, log_, k, seal("log", k, ev.json)); !r) return r;
+      if (auto r = index_event(txn, k, ev.json, true); !r) return r;
     }
+    return {};
+  }
+
+  // The index key prefix of an address: under encryption its keyed hash,
+  // so the index holds no address in clear either.
+  std::string addr_prefix(std::string_view address) const {
+    return (sealer_ ? "h:" + sealer_->keyed_hash(address) : std::string(address)) + '\0';
+  }
+
+  Expected<void> index_event(MDB_txn* txn, std::string_view key, std::string_view json, bool add) {
+    for (const auto& a : event_addresses(json)) {
+      std::string ik = addr_prefix(a) + std::string(key);
+      if (add) {
+        if (auto r = put(txn, log_addr_, ik, ""); !r) return r;
+      } else {
+        MDB_val k = val(ik);
+        int rc = mdb_del(txn, log_addr_, &k, nullptr);
+        if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "deleting a log index entry");
+      }
+    }
+    return {};
+  }
+
+  // Deletes a log event and its index entries; `stored` is its value.
+  // `key` and `stored` may point into LMDB pages, which the first update
+  // invalidates: both are copied before anything is written.
+  Expected<void> unindex_event(MDB_txn* txn, std::string_view key_in, std::string_view stored) {
+    std::string key(key_in);
+    auto plain = unseal("log", key, stored);
+    // An event that cannot be read cannot be unindexed; its entries only
+    // point at nothing (and hold hashes, not addresses, under encryption).
+    if (!plain) return {};
+    return index_event(txn, key, *plain, false);
+  }
+
+  // A spool from before the index: index every event once, at open.
+  Expected<void> build_log_index(MDB_txn* txn) {
+    MDB_stat idx, lg;
+    mdb_stat(txn, log_addr_, &idx);
+    mdb_stat(txn, log_, &lg);
+    if (idx.ms_entries > 0 || lg.ms_entries == 0) return {};
+    MDB_cursor* cur;
+    int rc = mdb_cursor_open(txn, log_, &cur);
+    if (rc) return lmdb_error(rc, "mdb_cursor_open");
+    MDB_val k, v;
+    size_t n = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      std::string key(view(k));  // copied: the puts below invalidate k
+      auto plain = unseal("log", key, view(v));
+      if (!plain) continue;
+      if (auto r = index_event(txn, key, *plain, true); !r) {
+        mdb_cursor_close(cur);
+        return r;
+      }
+      ++n;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) return lmdb_error(rc, "indexing the log");
+    log::info("spool.log_indexed", {{"events", n}});
     return {};
   }
 
@@ -383,8 +476,13 @@ class LmdbSpool final : public Spool {
 
   Expected<void> do_op(MDB_txn* txn, DeleteLogEvents& d, uint64_t&) {
     for (const auto& key : d.keys) {
-      MDB_val k = val(key);
-      int rc = mdb_del(txn, log_, &k, nullptr);
+      MDB_val k = val(key), v;
+      int rc = mdb_get(txn, log_, &k, &v);
+      if (rc == MDB_NOTFOUND) continue;
+      if (rc) return lmdb_error(rc, "reading a log event");
+      if (auto r = unindex_event(txn, key, view(v)); !r) return r;
+      k = val(key);
+      rc = mdb_del(txn, log_, &k, nullptr);
       if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "deleting a log event");
     }
     return {};
@@ -415,6 +513,10 @@ class LmdbSpool final : public Spool {
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && p.purged < p.limit;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
       if (int64_t(from_be64(view(k))) >= p.before_ms) break;
+      if (auto r = unindex_event(txn, view(k), view(v)); !r) {
+        mdb_cursor_close(cur);
+        return r;
+      }
       rc = mdb_cursor_del(cur, 0);
       if (rc) break;
       p.purged++;
@@ -446,7 +548,7 @@ class LmdbSpool final : public Spool {
   }
 
   MDB_env* env_ = nullptr;
-  MDB_dbi msg_ = 0, body_ = 0, sched_ = 0, log_ = 0, suppress_ = 0, quarantine_ = 0, meta_ = 0;
+  MDB_dbi msg_ = 0, body_ = 0, sched_ = 0, log_ = 0, suppress_ = 0, quarantine_ = 0, meta_ = 0, log_addr_ = 0;
   std::string audit_secret_;
   std::shared_ptr<const Sealer> sealer_;
   uint64_t map_size_ = 0, reserve_ = 0, page_size_ = 4096;

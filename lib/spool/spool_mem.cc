@@ -120,6 +120,15 @@ class MemSpool final : public Spool {
     return {};
   }
 
+  Expected<void> for_each_log_of(std::string_view address, int64_t since_ms,
+                                 const std::function<void(const LogEvent&)>& fn) override {
+    // The test double scans; the contract is the same as the LMDB index.
+    return for_each_log(since_ms, [&](const LogEvent& ev) {
+      for (const auto& a : event_addresses(ev.json))
+        if (a == address) return fn(ev);
+    });
+  }
+
   Expected<void> for_each_suppression(
       const std::function<void(const std::string&, const std::string&)>& fn) override {
     std::lock_guard lock(mu_);

@@ -6,8 +6,11 @@
 
 #include <atomic>
 
+#include <nlohmann/json.hpp>
+
 #include "spool/spool.h"
 #include "util/bytes.h"
+#include "util/strings.h"
 
 namespace ferry::spool {
 namespace {
@@ -93,6 +96,19 @@ std::string log_key(int64_t ts_ms) {
     return r;
   }()};
   return be64(uint64_t(ts_ms)) + be64(seq.fetch_add(1, std::memory_order_relaxed));
+}
+
+std::vector<std::string> event_addresses(std::string_view json) {
+  std::vector<std::string> out;
+  auto j = nlohmann::json::parse(json, nullptr, false);
+  if (!j.is_object()) return out;
+  for (const char* field : {"from", "rcpt"}) {
+    auto it = j.find(field);
+    if (it == j.end() || !it->is_string()) continue;
+    std::string a = to_lower(it->get<std::string>());
+    if (!a.empty() && (out.empty() || out.front() != a)) out.push_back(std::move(a));
+  }
+  return out;
 }
 
 bool all_final(const smtp::Envelope& e) {

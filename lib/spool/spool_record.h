@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "smtp/smtp_envelope.h"
 #include "util/expected.h"
@@ -20,5 +21,11 @@ std::string_view sched_key_id(std::string_view key);
 
 // (time big-endian, unique sequence): log keys sort by time.
 std::string log_key(int64_t ts_ms);
+
+// The addresses a delivery-log event names, lower-cased: its "from"
+// (unless the null sender) and its "rcpt". What the address index holds;
+// derived from the stored JSON both when indexing and when deleting, so
+// the two can never disagree.
+std::vector<std::string> event_addresses(std::string_view json);
 
 }  // namespace ferry::spool

@@ -48,6 +48,10 @@ class Gdpr(SharedFerry):
         self.assertEqual(res["messages_updated"], 1)
         time.sleep(0.3)
         self.assertEqual(f.ctl("log", "search", "--address", ALICE, "--json")[1], "")
+        # The address index lost her too (it is a live database, as mdb_dump shows it).
+        index = f.spool_dump("log_addr")
+        self.assertFalse([k for k in index if ALICE.encode() in k])
+        self.assertTrue([k for k in index if BOB.encode() in k])
         self.assertIn(BOB, f.ctl("log", "search", "--address", BOB, "--json")[1])
         ids = f.spool_ids()
         self.assertNotIn(only_alice, ids)

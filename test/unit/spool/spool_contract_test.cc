@@ -2,6 +2,7 @@
 // order, delete, full spool, record corruption, persistence (LMDB).
 #include <doctest/doctest.h>
 
+#include <lmdb.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -145,6 +146,46 @@ void contract(Spool& s) {
     for (int i = 0; i < accepted; ++i) CHECK(remove(s, "M" + std::to_string(1000 + i)).ok());
     CHECK(insert(s, envelope("AFTER", 1), big).ok());
   }
+  SUBCASE("log events by address: sender or recipient, any case, from a time on; deletes unindex") {
+    std::vector<LogEvent> evs = {
+        {10, R"({"event":"received","from":"Alice@A.example","rcpt":"bob@b.example"})", {}},
+        {20, R"({"event":"received","from":"","rcpt":"alice@a.example"})", {}},
+        {30, R"({"event":"received","from":"carol@c.example","rcpt":"bob@b.example"})", {}},
+        {40, R"({"event":"delivered","from":"alice@a.example","rcpt":"alice@a.example"})", {}},
+        {50, R"({"event":"received","from":"alice@a.examplex","rcpt":"x@y.example"})", {}},
+    };
+    WriteRequest add{AppendLog{evs}, {}, {}};
+    WriteRequest* p = &add;
+    s.apply({&p, 1});
+    REQUIRE(add.result.ok());
+    auto of = [&](std::string a, int64_t since = 0) {
+      std::vector<int64_t> ts;
+      std::vector<std::string> keys;
+      REQUIRE(s.for_each_log_of(a, since, [&](const LogEvent& e) {
+                 ts.push_back(e.ts_ms);
+                 keys.push_back(e.key);
+               }).ok());
+      return std::pair{ts, keys};
+    };
+    CHECK(of("alice@a.example").first == std::vector<int64_t>{10, 20, 40});  // 40 once, not twice
+    CHECK(of("alice@a.example", 15).first == std::vector<int64_t>{20, 40});
+    CHECK(of("bob@b.example").first == std::vector<int64_t>{10, 30});
+    CHECK(of("nobody@b.example").first.empty());
+    WriteRequest del{DeleteLogEvents{{of("alice@a.example").second[1]}}, {}, {}};
+    p = &del;
+    s.apply({&p, 1});
+    REQUIRE(del.result.ok());
+    CHECK(of("alice@a.example").first == std::vector<int64_t>{10, 40});
+    WriteRequest purge{PurgeLog{35, 100, 0}, {}, {}};
+    p = &purge;
+    s.apply({&p, 1});
+    CHECK(of("alice@a.example").first == std::vector<int64_t>{40});
+    CHECK(of("bob@b.example").first.empty());
+    purge.op = PurgeLog{1000, 100, 0};
+    s.apply({&p, 1});
+    CHECK(of("alice@a.example").first.empty());
+    CHECK(of("x@y.example").first.empty());
+  }
 }
 
 }  // namespace
@@ -159,6 +200,68 @@ TEST_CASE("spool contract: LMDB") {
   auto s = open_lmdb_spool({dir.path, 2 * 1024 * 1024, true, nullptr});
   REQUIRE_MESSAGE(s.ok(), s.error().message);
   contract(**s);
+}
+
+namespace {
+size_t lmdb_entries(const std::string& path, const char* db) {
+  MDB_env* env;
+  mdb_env_create(&env);
+  mdb_env_set_maxdbs(env, 16);
+  REQUIRE(mdb_env_open(env, path.c_str(), MDB_RDONLY, 0600) == 0);
+  MDB_txn* txn;
+  mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
+  MDB_dbi dbi;
+  size_t n = 0;
+  if (mdb_dbi_open(txn, db, 0, &dbi) == 0) {
+    MDB_stat st;
+    mdb_stat(txn, dbi, &st);
+    n = st.ms_entries;
+  }
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+  return n;
+}
+}  // namespace
+
+TEST_CASE("LMDB log index: no entry outlives its event; an old spool is indexed at open") {
+  TempDir dir;
+  {
+    auto s = open_lmdb_spool({dir.path, 8 << 20, true, nullptr});
+    REQUIRE(s.ok());
+    std::vector<LogEvent> evs;
+    for (int i = 0; i < 30; ++i)
+      evs.push_back({i, R"({"from":"a@x.example","rcpt":"r)" + std::to_string(i) + R"(@y.example"})", {}});
+    WriteRequest add{AppendLog{evs}, {}, {}};
+    WriteRequest* p = &add;
+    (*s)->apply({&p, 1});
+    REQUIRE(add.result.ok());
+  }
+  CHECK(lmdb_entries(dir.path, "log_addr") == 60);
+  {
+    // Simulate a spool written before the index existed.
+    MDB_env* env;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 16);
+    REQUIRE(mdb_env_open(env, dir.path.c_str(), 0, 0600) == 0);
+    MDB_txn* txn;
+    mdb_txn_begin(env, nullptr, 0, &txn);
+    MDB_dbi dbi;
+    REQUIRE(mdb_dbi_open(txn, "log_addr", 0, &dbi) == 0);
+    mdb_drop(txn, dbi, 0);
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+  }
+  CHECK(lmdb_entries(dir.path, "log_addr") == 0);
+  auto s = open_lmdb_spool({dir.path, 8 << 20, true, nullptr});
+  REQUIRE(s.ok());
+  int n = 0;
+  REQUIRE((*s)->for_each_log_of("r7@y.example", 0, [&](const LogEvent&) { ++n; }).ok());
+  CHECK(n == 1);
+  WriteRequest purge{PurgeLog{20, 100, 0}, {}, {}};
+  WriteRequest* p = &purge;
+  (*s)->apply({&p, 1});
+  s->reset();
+  CHECK(lmdb_entries(dir.path, "log_addr") == 20);  // 10 events left, two addresses each
 }
 
 TEST_CASE("LMDB spool survives reopening") {
