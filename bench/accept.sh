@@ -6,6 +6,11 @@
 # messages. A second run with spool.sync: none shows the fsync cost.
 #
 #   sudo bench/accept.sh [SESSIONS] [MESSAGES]      (defaults 20 20000)
+#   ENCRYPTION=1 bench/accept.sh [SESSIONS] [MESSAGES]
+#       the cost of spool.encryption_key_file: REPS (3) alternating pairs of
+#       runs without and with encryption, sync full and none, connection
+#       reuse; prints the medians and the encrypted/plain ratio.
+#   FERRYD=/path/to/ferryd ...   another build (A/B against an older commit)
 #
 # Loopback only. Installs postfix with "No configuration" (nothing started)
 # for smtp-source. Numbers on a shared VM are noisy: compare within one run.
@@ -24,7 +29,8 @@ sh tools/deps.sh
 ninja -C build >/dev/null
 
 work=$(mktemp -d /var/tmp/ferry-bench-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+pid=""
+trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
 fsync_rate() {  # 4 KiB overwrite + fdatasync, 3 s: what one LMDB commit costs at least
   python3 - "$work" <<'PY'
@@ -39,11 +45,16 @@ PY
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-run_cell() {  # $1 = sync mode, $2 = extra smtp-source flags
-  local sync=$1 flags=$2 port dir
+run_cell() {  # $1 = sync mode, $2 = extra smtp-source flags, $3 = encryption on|off
+  local sync=$1 flags=$2 enc=${3:-off} port dir key="" hold
   port=$(free_port)
-  dir="$work/$sync"
+  hold=$(free_port)  # nothing listens: delivery defers, the bench measures accepting
+  dir="$work/$sync-$enc"
   rm -rf "$dir"; mkdir -p "$dir"
+  if [ "$enc" = on ]; then
+    openssl rand -hex 32 >"$dir/spool.key"
+    key="  encryption_key_file: spool.key"
+  fi
   cat >"$dir/ferry.yaml" <<YAML
 listeners:
   - name: relay
@@ -54,11 +65,16 @@ spool:
   path: spool
   sync: $sync
   max_size: 16GiB
+$key
 limits:
   max_connections_per_client: 1000
+delivery:
+  retry: { min_backoff: 1h }
+  routes:
+    - { domain: "*", host: "127.0.0.1:$hold" }
 YAML
-  build/daemon/ferryd -c "$dir/ferry.yaml" 2>"$dir/ferryd.log" &
-  local pid=$!
+  "${FERRYD:-build/daemon/ferryd}" -c "$dir/ferry.yaml" 2>"$dir/ferryd.log" &
+  pid=$!
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
   local t0 t1
   t0=$(date +%s.%N)
@@ -70,14 +86,15 @@ YAML
   rss=$(awk '/VmHWM/{print $2}' "/proc/$pid/status")
   # Logged at info by ferryd.stopped: switch level for that line by signal log.
   kill -TERM "$pid"; wait "$pid" || true
+  pid=""
   local count commits
   count=$(mdb_stat -s msg "$dir/spool" | awk '/Entries/{print $2}')
   commits=$(grep -oP 'ferryd.stopped .*spool_commits=\K\d+' "$dir/ferryd.log")
-  S=$SESSIONS python3 - "$sync" "$flags" "$count" "$t0" "$t1" "$rss" "$commits" <<'PY'
+  S=$SESSIONS python3 - "$sync" "$flags" "$count" "$t0" "$t1" "$rss" "$commits" "$enc" <<'PY'
 import sys, os
-sync, flags, count, t0, t1, rss, commits = sys.argv[1:]
+sync, flags, count, t0, t1, rss, commits, enc = sys.argv[1:]
 secs = float(t1) - float(t0)
-print(f"sync={sync:<4} smtp-source{(' ' + flags) if flags else '   '} sessions={os.environ.get('S')} "
+print(f"sync={sync:<4} encryption={enc:<3} smtp-source{(' ' + flags) if flags else '   '} sessions={os.environ.get('S')} "
       f"messages={count} seconds={secs:.2f} accepted/s={int(count)/secs:.0f} "
       f"commits/s={int(commits)/secs:.0f} msgs/commit={int(count)/max(1,int(commits)):.1f} "
       f"peak_rss_mb={int(rss)/1024:.0f}")
@@ -85,6 +102,29 @@ PY
 }
 
 echo "disk fdatasync/s (4 KiB overwrite, $work): $(fsync_rate)"
+if [ "${ENCRYPTION:-0}" = 1 ]; then
+  out="$work/encryption.txt"
+  for _ in $(seq "${REPS:-3}"); do
+    for sync in full none; do
+      for enc in off on; do run_cell "$sync" "-d" "$enc" | tee -a "$out"; done
+    done
+  done
+  python3 - "$out" <<'PY'
+import re, statistics, sys
+cells = {}
+for line in open(sys.argv[1]):
+    f = dict(re.findall(r"(\S+)=(\S+)", line))
+    cells.setdefault((f["sync"], f["encryption"]), []).append(float(f["accepted/s"]))
+for sync in ("full", "none"):
+    off, on = cells[(sync, "off")], cells[(sync, "on")]
+    # Each pair ran back to back, so its ratio is the least noisy figure.
+    pairs = [b / a for a, b in zip(off, on)]
+    print(f"sync={sync}: median accepted/s plain={statistics.median(off):.0f} "
+          f"encrypted={statistics.median(on):.0f}; median paired ratio={statistics.median(pairs):.2f} "
+          f"(pairs: {' '.join(f'{r:.2f}' for r in pairs)})")
+PY
+  exit 0
+fi
 # smtp-source without -d opens a connection per message; -d keeps each
 # session's connection for all its messages.
 for flags in "" "-d"; do
