@@ -43,6 +43,14 @@ void touch(const fs::path& p, const std::string& content, int64_t mtime_ms) {
   utimensat(AT_FDCWD, p.c_str(), ts, 0);
 }
 
+// A DailyFile "ev.log" with a 30-day retention, opened on 2026-11-20.
+struct OpenFile {
+  TempDir d;
+  fs::path file = d.path / "ev.log";
+  DailyFile f{file.string(), 30 * kDay};
+  OpenFile() { REQUIRE(f.open(kNov20)); }
+};
+
 }  // namespace
 
 TEST_CASE("day_of and expiry use UTC days; a day expires when its start is past the retention") {
@@ -111,10 +119,8 @@ TEST_CASE("open reports a path that cannot be written") {
 }
 
 TEST_CASE("remove_lines rewrites the file and its rotated copies; appends during it are kept") {
-  TempDir d;
-  fs::path file = d.path / "ev.log";
-  DailyFile f(file.string(), 30 * kDay);
-  REQUIRE(f.open(kNov20));
+  OpenFile o;
+  auto& [d, file, f] = o;
   f.append("alice 1\nbob 1\n", kNov20 + 1);
   f.append("bob 2\ncarol 1\n", kNov20 + kDay + 1);
 
@@ -142,10 +148,8 @@ TEST_CASE("remove_lines rewrites the file and its rotated copies; appends during
 }
 
 TEST_CASE("reopen starts a new file after an external rotation") {
-  TempDir d;
-  fs::path file = d.path / "ev.log";
-  DailyFile f(file.string(), 30 * kDay);
-  REQUIRE(f.open(kNov20));
+  OpenFile o;
+  auto& [d, file, f] = o;
   f.append("one\n", kNov20 + 1);
   fs::rename(file, d.path / "ev.log.1");
   f.append("two\n", kNov20 + 2);  // still the moved file
