@@ -93,6 +93,9 @@ class SmtpSession final : public net::Connection::Handler {
   void cmd_data(const smtp::Command& c);
   void cmd_bdat(const smtp::Command& c);
   void reset_transaction();
+  // Stores a "rejected" delivery-log event per recipient of a refused
+  // message or recipient, so a search by address shows the refusal.
+  void log_rejected(const std::vector<std::string>& rcpts, const smtp::Reply& r, uint64_t size);
   bool auth_offered() const;
   bool may_relay() const;
 

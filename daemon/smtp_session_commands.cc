@@ -249,9 +249,11 @@ void SmtpSession::cmd_rcpt(const smtp::Command& c) {
   if (server_.suppressed(r->rcpt.str())) {
     log::info("smtp.suppressed", {{"session", id_}, {"client", client_ip_}, {"rcpt", r->rcpt.str()}});
     server_.metrics().rejected++;
-    return protocol_error(reply(550, "5.7.1",
+    smtp::Reply refused = reply(550, "5.7.1",
                                 "<" + r->rcpt.str() + ">: recipient is on the suppression list after a hard bounce; "
-                                "remove it with ferryctl suppress remove"));
+                                "remove it with ferryctl suppress remove");
+    log_rejected({r->rcpt.str()}, refused, 0);
+    return protocol_error(refused);
   }
   if (int64_t wait = server_.limit_recipients(auth_user_, client_ip_); wait > 0) {
     log::info("smtp.rate_limited", {{"session", id_}, {"client", client_ip_}, {"user", auth_user_}, {"what", "recipients"}});

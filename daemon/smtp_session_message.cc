@@ -65,6 +65,9 @@ void SmtpSession::finish_message() {
     log::info("smtp.rejected", {{"session", id_}, {"client", client_ip_}, {"reason", why},
                                 {"reply", r.summary()}});
     server_.metrics().rejected++;
+    std::vector<std::string> rcpts;
+    for (const auto& rc : txn_.rcpts) rcpts.push_back(rc.address);
+    log_rejected(rcpts, r, reader.size());
     reset_transaction();
     protocol_error(r);
   };
@@ -133,6 +136,30 @@ void SmtpSession::finish_message() {
   txn_.body.shrink_to_fit();
   waiting_commit_ = true;
   timer_.stop();
+  server_.submit(std::move(req));
+}
+
+void SmtpSession::log_rejected(const std::vector<std::string>& rcpts, const smtp::Reply& r, uint64_t size) {
+  if (rcpts.empty()) return;
+  smtp::Envelope env;  // no id: nothing was queued
+  env.sender = txn_.sender ? txn_.sender->str() : "";
+  env.client_ip = client_ip_;
+  env.auth_user = auth_user_;
+  env.size = size;
+  std::vector<spool::LogEvent> events;
+  for (const auto& a : rcpts) {
+    EventInfo ev;
+    ev.event = "rejected";
+    ev.ts_ms = server_.clock().now_ms();
+    ev.env = &env;
+    ev.rcpt = a;
+    ev.tls = conn_->tls_version();
+    ev.reply = &r;
+    ev.stderr_line = false;  // the caller logged the refusal
+    events.push_back(log_event(ev));
+  }
+  auto req = std::make_unique<spool::WriteRequest>();
+  req->op = spool::AppendLog{std::move(events)};
   server_.submit(std::move(req));
 }
 

@@ -80,6 +80,11 @@ class Gdpr(SharedFerry):
             code, text = s.docmd("RCPT TO:<blocked@example.org>")
             self.assertEqual(code, 550)
             self.assertTrue(text.startswith(b"5.7.1 <blocked@example.org>: recipient is on the suppression list"))
+        self.assertTrue(f.wait_log(r"smtp.suppressed .*rcpt=blocked@example.org"))
+        time.sleep(0.2)  # the stored event follows the spool commit
+        events = [json.loads(l) for l in
+                  f.ctl("log", "search", "--address", "blocked@example.org", "--json")[1].splitlines()]
+        self.assertEqual([(e["event"], e["code"], e["enhanced"]) for e in events], [("rejected", 550, "5.7.1")])
         self.assertEqual(f.ctl("suppress", "remove", "blocked@example.org")[0], 0)
         with smtplib.SMTP("127.0.0.1", f.port("relay"), timeout=10) as s:
             s.ehlo("x")

@@ -4,6 +4,8 @@ Each payload carries a second, smuggled transaction after a fake terminator.
 A vulnerable server would answer it (two 250s) and queue a second message
 from evil@attacker.example. ferryd must answer exactly once, with a 5xx,
 queue nothing, and keep the session usable."""
+import json
+import time
 import unittest
 
 from harness import SharedFerry, Ferry, Raw, main
@@ -47,6 +49,25 @@ class Smuggling(SharedFerry):
 
     def test_bare_lf_in_body_is_refused(self):
         self.attempt(b"\nplain bare LF line\r\n")
+
+    def test_refusal_is_a_rejected_event(self):
+        r = Raw(self.f.port("relay"))
+        r.reply()
+        r.send(b"EHLO a\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<refused.rcpt@example.org>\r\nDATA\r\n")
+        [r.reply() for _ in range(4)]
+        r.send(b"Subject: x\r\n\r\nMARKER-q7z\nLF\r\n.\r\n")
+        self.assertEqual(r.reply()[0], 550)
+        r.close()
+        events = []
+        for _ in range(100):  # the event is committed by the spool writer
+            events = [json.loads(l) for l in
+                      self.f.ctl("log", "search", "--address", "refused.rcpt@example.org", "--json")[1].splitlines()]
+            if events:
+                break
+            time.sleep(0.05)
+        self.assertEqual([(e["event"], e["from"], e["code"], e["enhanced"]) for e in events],
+                         [("rejected", "a@example.com", 550, "5.6.0")])
+        self.assertNotIn("MARKER-q7z", json.dumps(events))  # metadata only, never content
 
     def test_clean_message_still_accepted(self):
         r = Raw(self.f.port("relay"))
