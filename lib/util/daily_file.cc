@@ -180,6 +180,7 @@ void DailyFile::append(std::string_view lines, int64_t now_ms) {
     pending_.append(lines);
     return;
   }
+  if (reopen_pending_) reopen_locked();
   rotate_if_needed(now_ms);
   if (!pending_.empty()) {
     write_out(pending_);
@@ -191,6 +192,7 @@ void DailyFile::append(std::string_view lines, int64_t now_ms) {
 void DailyFile::tick(int64_t now_ms) {
   std::unique_lock lock(mu_, std::try_to_lock);
   if (!lock.owns_lock()) return;  // a rewrite is running; the next tick does it
+  if (reopen_pending_) reopen_locked();
   std::string day = day_;
   rotate_if_needed(now_ms);
   // The directory walk once a minute is plenty: days are long.
@@ -202,9 +204,17 @@ void DailyFile::tick(int64_t now_ms) {
 }
 
 void DailyFile::reopen() {
-  // Blocking is acceptable here: SIGUSR1 is rare and a rewrite is bounded.
-  std::lock_guard lock(mu_);
-  day_.clear();  // a new FILE belongs to today; an untouched one keeps its day
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    reopen_pending_ = true;  // a rewrite holds the file: the next append or tick reopens
+    return;
+  }
+  reopen_locked();
+}
+
+void DailyFile::reopen_locked() {
+  reopen_pending_ = false;
+  // day_ stays: appends keep it at today, and a FILE created now is today's.
   (void)open_file();
   log::info("log.reopen", {{"target", path_}});
 }

@@ -43,7 +43,8 @@ class DailyFile {
   // Rotates when the day changed, deletes expired rotated files, writes
   // lines buffered during a rewrite. Call at start and periodically.
   void tick(int64_t now_ms);
-  // Closes and reopens FILE (SIGUSR1).
+  // Closes and reopens FILE (SIGUSR1); during a rewrite, at the next
+  // append or tick instead of waiting.
   void reopen();
   void set_retention(int64_t ms) { retention_ms_ = ms; }
   const std::string& path() const { return path_; }
@@ -63,6 +64,7 @@ class DailyFile {
   Expected<void> open_file();             // mu_ held
   void report(bool ok, const std::string& what);
   void write_out(std::string_view data);  // mu_ held
+  void reopen_locked();                   // mu_ held
 
   std::string path_;
   int64_t retention_ms_;
@@ -70,6 +72,7 @@ class DailyFile {
   int fd_ = -1;
   std::string day_;      // UTC day of the lines in FILE; empty until known
   std::string pending_;  // appended while remove_lines held mu_ (loop only)
+  bool reopen_pending_ = false;  // SIGUSR1 came while remove_lines held mu_ (loop only)
   int64_t pruned_ms_ = 0;
   bool failed_ = false;  // last open or write failed (logged once)
 };

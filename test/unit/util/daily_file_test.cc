@@ -124,7 +124,7 @@ TEST_CASE("remove_lines rewrites the file and its rotated copies; appends during
   f.append("alice 1\nbob 1\n", kNov20 + 1);
   f.append("bob 2\ncarol 1\n", kNov20 + kDay + 1);
 
-  std::atomic<bool> inside{false}, appended{false};
+  std::atomic<bool> inside{false}, appended{false}, done{false};
   Expected<size_t> removed = size_t(0);
   std::thread worker([&] {
     removed = f.remove_lines([&](std::string_view line) {
@@ -132,10 +132,13 @@ TEST_CASE("remove_lines rewrites the file and its rotated copies; appends during
       for (int i = 0; i < 5000 && !appended; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       return line.starts_with("bob");
     });
+    done = true;
   });
   for (int i = 0; i < 5000 && !inside; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   REQUIRE(inside);
   f.append("dave 1\n", kNov20 + kDay + 2);  // must not block: buffered
+  f.reopen();                                // nor this: deferred to the next tick
+  CHECK_FALSE(done);                         // (had either waited, the rewrite would be over)
   appended = true;
   worker.join();
   REQUIRE(removed);
