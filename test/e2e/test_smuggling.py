@@ -16,12 +16,17 @@ SMUGGLED = (b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.org>\
 
 class Smuggling(SharedFerry):
 
-    def attempt(self, fake_end):
-        before = self.f.spool_ids()
+    def open_data(self, rcpt=b"b@example.org"):
+        """A session from a@example.com to rcpt, in DATA (after the 354)."""
         r = Raw(self.f.port("relay"))
         r.reply()
-        r.send(b"EHLO app.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+        r.send(b"EHLO app.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<" + rcpt + b">\r\nDATA\r\n")
         self.assertEqual([r.reply()[0] for _ in range(4)], [250, 250, 250, 354])
+        return r
+
+    def attempt(self, fake_end):
+        before = self.f.spool_ids()
+        r = self.open_data()
         r.send(b"Subject: legit\r\n\r\nbody" + fake_end + SMUGGLED + b".\r\n")
         code, text = r.reply()
         self.assertEqual(code, 550, text)
@@ -51,10 +56,7 @@ class Smuggling(SharedFerry):
         self.attempt(b"\nplain bare LF line\r\n")
 
     def test_refusal_is_a_rejected_event(self):
-        r = Raw(self.f.port("relay"))
-        r.reply()
-        r.send(b"EHLO a\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<refused.rcpt@example.org>\r\nDATA\r\n")
-        [r.reply() for _ in range(4)]
+        r = self.open_data(b"refused.rcpt@example.org")
         r.send(b"Subject: x\r\n\r\nMARKER-q7z\nLF\r\n.\r\n")
         self.assertEqual(r.reply()[0], 550)
         r.close()
@@ -70,10 +72,7 @@ class Smuggling(SharedFerry):
         self.assertNotIn("MARKER-q7z", json.dumps(events))  # metadata only, never content
 
     def test_clean_message_still_accepted(self):
-        r = Raw(self.f.port("relay"))
-        r.reply()
-        r.send(b"EHLO a\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
-        [r.reply() for _ in range(4)]
+        r = self.open_data()
         r.send(b"Subject: ok\r\n\r\n..dot-stuffed line\r\n.\r\n")
         code, text = r.reply()
         self.assertEqual(code, 250)
