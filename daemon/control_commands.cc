@@ -159,7 +159,8 @@ void Server::handle_control(const json& req, ControlServer::Reply reply) {
     std::string id = arg("id");
     if (!valid_message_id(id)) return reply(err("not a message id: " + printable(id, 40)));
     auto r = delivery_->remove(id, cmd == "queue.bounce");
-    return reply(r ? ok({{"id", id}}) : err(r.error().message));
+    if (!r) return reply(err(r.error().message));
+    return after_commits([reply, id] { reply(ok({{"id", id}})); });
   }
   if (cmd == "log.search") {
     if (arg("address").empty()) return reply(err("log search needs --address"));

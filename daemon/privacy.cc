@@ -168,14 +168,16 @@ void Server::handle_privacy(const std::string& cmd, const json& args, ControlSer
                                     {"messages_deleted", deleted},
                                     {"messages_updated", updated},
                                     {"suppressions", suppressions}});
-        s->reply({{"ok", true},
+        json result = {{"ok", true},
                   {"result",
                    {{"events_deleted", s->event_keys.size()},
                     {"file_lines_deleted", s->file_lines},
                     {"messages_deleted", deleted},
                     {"messages_updated", updated},
                     {"suppressions_removed", suppressions},
-                    {"busy", busy}}}});
+                    {"busy", busy}}}};
+        // Answer once the deletions are committed, not merely submitted.
+        server.after_commits([reply = std::move(s->reply), result = std::move(result)] { reply(result); });
       });
 }
 

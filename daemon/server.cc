@@ -316,6 +316,13 @@ void Server::on_spool_wakeup() {
     if (req->done) req->done(*req);
 }
 
+void Server::after_commits(std::function<void()> fn) {
+  auto req = std::make_unique<spool::WriteRequest>();
+  req->op = spool::AppendLog{};  // writes nothing; its commit is the barrier
+  req->done = [fn = std::move(fn)](spool::WriteRequest&) { fn(); };
+  submit(std::move(req));
+}
+
 Expected<std::shared_ptr<DailyFile>> Server::prepare_event_file(const config::Config& cfg) {
   const std::string& path = cfg.delivery_log.file;
   if (path.empty()) return std::shared_ptr<DailyFile>();

@@ -48,6 +48,10 @@ class Server {
   Metrics& metrics() { return metrics_; }
 
   void submit(std::unique_ptr<spool::WriteRequest> req) { writer_->submit(std::move(req)); }
+  // Calls fn once everything submitted so far is committed (the writer
+  // commits in submission order), so a control reply never runs ahead of
+  // the change it reports.
+  void after_commits(std::function<void()> fn);
   // A message is in the spool: hand it to delivery.
   void queued(const smtp::Envelope& env);
   // The suppression list, kept in memory for the RCPT check and persisted
