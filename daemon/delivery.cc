@@ -8,6 +8,7 @@
 #include "delivery_log.h"
 #include "msg/msg_headers.h"
 #include "server.h"
+#include "util/assert.h"
 #include "util/log.h"
 #include "util/strings.h"
 
@@ -49,7 +50,8 @@ DeliveryManager::DeliveryManager(Server& server, spool::Spool& spool,
         refill_at_ = 0;
         refill();
       }),
-      purge_timer_(server.loop(), [this] { purge_log(); }) {}
+      purge_timer_(server.loop(), [this] { purge_log(); }),
+      resave_timer_(server.loop(), [this] { resave(); }) {}
 
 DeliveryManager::~DeliveryManager() {
   pool_.quit_all();
@@ -70,11 +72,13 @@ void DeliveryManager::start() {
   purge_log();
 }
 
-void DeliveryManager::quarantine(const std::string& id, int64_t next_attempt_ms) {
+void DeliveryManager::quarantine(const std::string& id, int64_t next_attempt_ms,
+                                 std::function<void(spool::WriteRequest&)> then) {
   auto req = std::make_unique<spool::WriteRequest>();
   req->op = spool::QuarantineMessage{id, next_attempt_ms};
-  req->done = [id](spool::WriteRequest& w) {
+  req->done = [id, then = std::move(then)](spool::WriteRequest& w) {
     if (!w.result) log::error("spool.quarantine_failed", {{"id", id}, {"error", w.result.error().message}});
+    if (then) then(w);
   };
   server_.submit(std::move(req));
 }
@@ -117,17 +121,42 @@ void DeliveryManager::enqueue(const smtp::Envelope& env) {
 }
 
 void DeliveryManager::add_active(const smtp::Envelope& env) {
+  // A refill may have loaded it between its commit and this call: one copy.
+  if (active_.count(env.id)) return;
   Active a;
   a.env = env;
   a.disk_next = env.next_attempt_ms;
+  a.gen = ++gen_;
   std::map<std::string, std::vector<uint32_t>> by_dest;
   for (uint32_t i = 0; i < env.rcpts.size(); ++i)
     if (env.rcpts[i].state == smtp::RcptState::pending) by_dest[destination_of(env.rcpts[i].address)].push_back(i);
   if (by_dest.empty()) return;  // nothing left to do (should not be in the spool)
   int64_t ready = std::max(now(), env.next_attempt_ms);
-  for (auto& [dest, idx] : by_dest) sched_.enqueue(env.id, dest, std::move(idx), ready);
+  for (auto& [dest, idx] : by_dest) sched_.enqueue(env.id, dest, std::move(idx), ready, a.gen);
   a.outstanding = int(by_dest.size());
   active_.emplace(env.id, std::move(a));
+}
+
+DeliveryManager::Active* DeliveryManager::current(const sched::Job& job) {
+  auto it = active_.find(job.msg_id);
+  if (it == active_.end() || it->second.parked || it->second.gen != job.tag) return nullptr;
+  return &it->second;
+}
+
+Expected<DeliveryManager::Active*> DeliveryManager::hold(const std::string& id) {
+  auto it = active_.find(id);
+  if (it != active_.end()) {
+    if (it->second.deleted || it->second.gone) return Error(Errc::not_found, "no such message: " + id);
+    return &it->second;
+  }
+  auto e = spool_.get_envelope(id);
+  if (!e) return Error(e.error().code, e.error().code == Errc::not_found ? "no such message: " + id : e.error().message);
+  Active a;
+  a.disk_next = e->next_attempt_ms;
+  a.env = std::move(*e);
+  a.gen = ++gen_;
+  a.parked = true;  // no scheduler items: it only waits for the change to commit
+  return &active_.emplace(id, std::move(a)).first->second;
 }
 
 void DeliveryManager::pump() {
@@ -155,11 +184,14 @@ void DeliveryManager::refill() {
           full = true;
           return false;
         }
-        if (!active_.count(env.id)) add_active(env);
+        // Active ones (parked ones included, whose newer state is still on
+        // its way to disk) are skipped: memory is the copy that counts.
+        add_active(env);
         return true;
       },
       [&](const std::string& id, int64_t next) { unreadable.emplace_back(id, next); });
   for (const auto& [id, next] : unreadable) {
+    if (active_.count(id)) continue;
     log::error("spool.quarantined", {{"id", id}, {"error", "envelope cannot be read"}});
     quarantine(id, next);
   }
@@ -170,17 +202,17 @@ void DeliveryManager::refill() {
 }
 
 void DeliveryManager::arm_refill(int64_t at_ms) {
+  if (stopping_) return;  // a timer armed now would hold the loop open
   if (refill_at_ != 0 && refill_at_ <= at_ms) return;
   refill_at_ = at_ms;
   refill_timer_.start(uint64_t(std::max<int64_t>(1, at_ms - now())));
 }
 
 void DeliveryManager::defer_without_attempt(const sched::Job& job, const smtp::Reply& why) {
-  auto it = active_.find(job.msg_id);
-  if (it == active_.end()) return;
+  Active* a = current(job);
+  if (!a) return;  // queued for an older copy, or the message left
   std::vector<smtp::Reply> replies(job.rcpts.size(), why);
-  apply_outcomes(it->second, job, replies, "", "", /*attempted=*/false, "");
-  finish_destination(job.msg_id);
+  end_destination(*a, record_outcomes(*a, job, replies, "", "", /*attempted=*/false, ""));
 }
 
 void DeliveryManager::complete_job(uint64_t job_id, bool connection_failed,
@@ -191,27 +223,31 @@ void DeliveryManager::complete_job(uint64_t job_id, bool connection_failed,
   std::unique_ptr<RunningJob> rj = std::move(jit->second);
   jobs_.erase(jit);
   sched_.finished(rj->job, connection_failed, now());
-  auto it = active_.find(rj->job.msg_id);
-  if (it != active_.end()) {
-    apply_outcomes(it->second, rj->job, replies, mx, tls, /*attempted=*/true, rj->body);
-    finish_destination(rj->job.msg_id);
-  }
+  // Admin changes wait for running jobs, so only a quarantine (another
+  // destination's job found the body damaged) takes the message away.
+  if (Active* a = current(rj->job))
+    end_destination(*a, record_outcomes(*a, rj->job, replies, mx, tls, /*attempted=*/true, rj->body));
+  else
+    log::warn("delivery.outcome_dropped", {{"id", rj->job.msg_id}, {"why", "message left the queue"}});
   if (stopping_)
     maybe_done();
   else
     pump();
 }
 
-void DeliveryManager::apply_outcomes(Active& a, const sched::Job& job, const std::vector<smtp::Reply>& replies,
-                                     const std::string& mx, const std::string& tls, bool attempted,
-                                     const std::string& body) {
+std::vector<spool::LogEvent> DeliveryManager::record_outcomes(Active& a, const sched::Job& job,
+                                                              const std::vector<smtp::Reply>& replies,
+                                                              const std::string& mx, const std::string& tls,
+                                                              bool attempted, const std::string& body) {
   const auto& cfg = rt_->cfg;
   int64_t t = now();
   auto policy = sched_.policy();
   std::vector<spool::LogEvent> events;
   std::vector<msg::DsnRecipient> dsn;
   for (size_t k = 0; k < job.rcpts.size() && k < replies.size(); ++k) {
+    FERRY_ASSERT(job.rcpts[k] < a.env.rcpts.size());
     auto& r = a.env.rcpts[job.rcpts[k]];
+    if (r.state != smtp::RcptState::pending) continue;  // final already: never twice
     const smtp::Reply& rep = replies[k];
     if (attempted) r.attempts++;
     r.last_code = rep.code;
@@ -256,36 +292,118 @@ void DeliveryManager::apply_outcomes(Active& a, const sched::Job& job, const std
     events.push_back(log_event(ev));
   }
   if (!dsn.empty() && !a.env.sender.empty()) send_dsn(a, dsn, body);
-  // Persist now, so that a crash does not deliver twice what was delivered.
-  // The schedule key moves only when the last destination is done.
+  return events;
+}
+
+// One destination of this round is done. Its outcomes are written now, so
+// that a crash does not deliver twice what was delivered; the last one also
+// moves the schedule key (or, all final, deletes the message) and parks the
+// message until that write commits.
+void DeliveryManager::end_destination(Active& a, std::vector<spool::LogEvent> events) {
+  FERRY_ASSERT(a.outstanding > 0);
+  if (--a.outstanding == 0) {
+    if (!spool::all_final(a.env))
+      a.env.next_attempt_ms = a.retry_at ? a.retry_at : now() + sched_.policy().min_backoff_ms;
+    a.parked = true;
+  }
+  save(a, std::move(events));
+}
+
+void DeliveryManager::save(Active& a, std::vector<spool::LogEvent> events) {
+  if (a.unsaved) {
+    // What a failed write carried goes with this one (it holds the whole
+    // envelope, so the envelope part is made good by it anyway).
+    events.insert(events.begin(), std::make_move_iterator(a.unsaved_events.begin()),
+                  std::make_move_iterator(a.unsaved_events.end()));
+    a.unsaved_events.clear();
+    a.unsaved = false;
+  }
   auto req = std::make_unique<spool::WriteRequest>();
-  req->op = spool::UpdateMessage{a.env, a.disk_next, std::move(events)};
-  req->done = [](spool::WriteRequest& w) {
-    if (!w.result) log::error("delivery.spool_update", {{"error", w.result.error().message}});
-  };
+  if (a.deleted) {
+    if (!events.empty()) {
+      auto log_req = std::make_unique<spool::WriteRequest>();
+      log_req->op = spool::AppendLog{std::move(events)};
+      server_.submit(std::move(log_req));
+    }
+    req->op = spool::DeleteMessage{a.env.id};
+  } else {
+    req->op = spool::UpdateMessage{a.env, a.disk_next, std::move(events)};
+    a.disk_next = a.env.next_attempt_ms;
+  }
+  a.writes++;
+  req->done = [this, id = a.env.id](spool::WriteRequest& w) { written(id, w); };
   server_.submit(std::move(req));
 }
 
-void DeliveryManager::finish_destination(const std::string& msg_id) {
-  auto it = active_.find(msg_id);
+void DeliveryManager::written(const std::string& id, spool::WriteRequest& w) {
+  auto it = active_.find(id);
+  // Sanity checks: an entry with writes in flight never leaves memory.
+  FERRY_ASSERT(it != active_.end());
+  Active& a = it->second;
+  FERRY_ASSERT(a.writes > 0);
+  a.writes--;
+  if (w.result) {
+    resave_delay_ms_ = kResaveMinMs;
+  } else if (w.result.error().code == Errc::not_found) {
+    // Deleted by an earlier write: there is nothing left to update.
+    if (!a.deleted) log::warn("delivery.message_gone", {{"id", id}});
+    a.gone = true;
+    a.parked = true;
+  } else {
+    log::error("delivery.spool_update", {{"id", id}, {"error", w.result.error().message}, {"retry", "yes"}});
+    if (auto* u = std::get_if<spool::UpdateMessage>(&w.op))
+      for (auto& e : u->events) a.unsaved_events.push_back(std::move(e));
+    a.unsaved = true;
+    unsaved_.insert(id);
+    arm_resave();
+  }
+  settle(id);
+}
+
+// A parked message leaves memory once its writes have committed; if some
+// recipients are still pending, a refill at their retry time brings it
+// back from the spool.
+void DeliveryManager::settle(const std::string& id) {
+  auto it = active_.find(id);
   if (it == active_.end()) return;
   Active& a = it->second;
-  if (--a.outstanding > 0) return;
-  bool pending = false;
-  for (const auto& r : a.env.rcpts) pending |= r.state == smtp::RcptState::pending;
-  if (pending) {
-    int64_t next = a.retry_at ? a.retry_at : now() + sched_.policy().min_backoff_ms;
-    a.env.next_attempt_ms = next;
-    auto req = std::make_unique<spool::WriteRequest>();
-    req->op = spool::UpdateMessage{a.env, a.disk_next, {}};
-    req->done = [](spool::WriteRequest& w) {
-      if (!w.result) log::error("delivery.spool_update", {{"error", w.result.error().message}});
-    };
-    server_.submit(std::move(req));
-    arm_refill(next);
-  }
-  active_.erase(it);  // deferred mail waits on disk, not in RAM
+  if (!a.parked || a.writes > 0 || (a.unsaved && !a.gone && !stopping_)) return;
+  bool pending = !a.gone && !a.deleted && !spool::all_final(a.env);
+  int64_t next = a.env.next_attempt_ms;
+  active_.erase(it);
+  unsaved_.erase(id);
+  if (pending) arm_refill(next);
   if (backlog_on_disk_ && active_.size() < kMaxActive / 2) arm_refill(now());
+}
+
+void DeliveryManager::arm_resave() {
+  if (stopping_ || resave_timer_.active()) return;
+  resave_timer_.start(resave_delay_ms_);
+  resave_delay_ms_ = std::min(resave_delay_ms_ * 2, kResaveMaxMs);
+}
+
+void DeliveryManager::resave() {
+  if (stopping_) return;
+  bool again = false;
+  for (auto it = unsaved_.begin(); it != unsaved_.end();) {
+    auto ait = active_.find(*it);
+    if (ait == active_.end() || !ait->second.unsaved || ait->second.gone) {
+      it = unsaved_.erase(it);
+      continue;
+    }
+    if (ait->second.writes > 0) {  // its pending write decides first
+      again = true;
+      ++it;
+      continue;
+    }
+    log::info("delivery.spool_rewrite", {{"id", *it}});
+    save(ait->second, {});
+    it = unsaved_.erase(it);
+  }
+  auto dsns = std::move(unsaved_dsns_);
+  unsaved_dsns_.clear();
+  for (auto& req : dsns) submit_dsn(std::move(req));
+  if (again) arm_resave();
 }
 
 void DeliveryManager::send_dsn(const Active& a, const std::vector<msg::DsnRecipient>& rcpts,
@@ -328,142 +446,153 @@ void DeliveryManager::send_dsn(const Active& a, const std::vector<msg::DsnRecipi
   ev.rcpt = a.env.sender;
   auto req = std::make_unique<spool::WriteRequest>();
   req->op = spool::InsertMessage{env, std::move(text), {log_event(ev)}};
+  submit_dsn(std::move(req));
+}
+
+// A DSN is owed as soon as the bounce is recorded: a failed insert (full
+// disk) is kept in memory and made again, never dropped.
+void DeliveryManager::submit_dsn(std::unique_ptr<spool::WriteRequest> req) {
   req->done = [this](spool::WriteRequest& w) {
-    if (!w.result) {
-      log::error("delivery.dsn_failed", {{"error", w.result.error().message}});
+    if (w.result) {
+      enqueue(std::get<spool::InsertMessage>(w.op).envelope);
       return;
     }
-    enqueue(std::get<spool::InsertMessage>(w.op).envelope);
+    log::error("delivery.dsn_failed", {{"error", w.result.error().message}, {"retry", stopping_ ? "no" : "yes"}});
+    if (stopping_) return;
+    auto again = std::make_unique<spool::WriteRequest>();
+    again->op = std::move(w.op);
+    unsaved_dsns_.push_back(std::move(again));
+    arm_resave();
   };
   server_.submit(std::move(req));
 }
 
 void DeliveryManager::flush(const std::string& id, const std::string& domain,
                             std::function<void(Expected<uint64_t>)> done) {
-  std::vector<smtp::Envelope> todo;
   int64_t t = now();
   bool found = id.empty();
+  auto matches = [&](const smtp::Envelope& e) {
+    if (domain.empty()) return true;
+    for (const auto& rc : e.rcpts)
+      if (rc.state == smtp::RcptState::pending && domain_of(rc.address) == domain) return true;
+    return false;
+  };
+  // Waiting in the spool with a later retry time: loaded here (parked) and
+  // made due, so the write is ordered with everything else done to it.
+  std::vector<std::string> todo;
   auto r = spool_.for_each_scheduled([&](const smtp::Envelope& e) {
     if (!id.empty() && e.id != id) return true;
     found = true;
-    if (active_.count(e.id) || e.next_attempt_ms <= t) return true;  // due already
-    if (!domain.empty()) {
-      bool match = false;
-      for (const auto& rc : e.rcpts) match |= rc.state == smtp::RcptState::pending && domain_of(rc.address) == domain;
-      if (!match) return true;
-    }
-    todo.push_back(e);
+    if (!active_.count(e.id) && e.next_attempt_ms > t && matches(e)) todo.push_back(e.id);
     return true;
   });
   if (!r) return done(r.error());
+  std::string dest = domain.empty() ? "" : destination_of("x@" + domain);
+  auto dests = sched_.destinations();
+  uint64_t count = 0;
+  for (auto& [mid, a] : active_) {
+    if ((!id.empty() && mid != id) || a.deleted || a.gone || spool::all_final(a.env) || !matches(a.env)) continue;
+    found = true;
+    if (a.parked) {
+      // Deferred, its new retry time still on its way to disk.
+      if (a.env.next_attempt_ms <= t) continue;
+      a.env.next_attempt_ms = t;
+      save(a, {});
+      ++count;
+      continue;
+    }
+    // In memory behind a suspended destination: the revive below releases it.
+    for (const auto& rc : a.env.rcpts) {
+      if (rc.state != smtp::RcptState::pending) continue;
+      auto d = dests.find(destination_of(rc.address));
+      if (d != dests.end() && d->second.suspended_until > t && (dest.empty() || d->first == dest)) {
+        ++count;
+        break;
+      }
+    }
+  }
   if (!found) return done(Error(Errc::not_found, "no such message: " + id));
-  sched_.revive(domain.empty() ? "" : destination_of("x@" + domain));
-  uint64_t count = todo.size();
-  if (count == 0) {
+  for (const auto& mid : todo) {
+    auto a = hold(mid);
+    if (!a) continue;  // gone meanwhile
+    (*a)->env.next_attempt_ms = t;
+    save(**a, {});
+    ++count;
+  }
+  sched_.revive(dest);
+  // Answered once the new retry times are committed; the refill then finds them due.
+  server_.after_commits([this, count, done] {
     refill();
-    return done(uint64_t(0));
-  }
-  auto remaining = std::make_shared<uint64_t>(count);
-  for (auto& e : todo) {
-    int64_t old = e.next_attempt_ms;
-    e.next_attempt_ms = t;
-    auto req = std::make_unique<spool::WriteRequest>();
-    req->op = spool::UpdateMessage{e, old, {}};
-    req->done = [this, remaining, count, done](spool::WriteRequest& w) {
-      if (!w.result) log::error("delivery.flush", {{"error", w.result.error().message}});
-      if (--*remaining > 0) return;
-      refill();
-      done(count);
-    };
-    server_.submit(std::move(req));
-  }
+    done(count);
+  });
 }
 
 Expected<void> DeliveryManager::remove(const std::string& id, bool bounce) {
   for (const auto& [jid, rj] : jobs_)
     if (rj->job.msg_id == id)
       return Error(Errc::busy, "message " + id + " is being delivered right now; try again in a moment");
-  Active a;
-  auto it = active_.find(id);
-  if (it != active_.end()) {
-    a = it->second;
-  } else {
-    auto e = spool_.get_envelope(id);
-    if (!e) return Error(e.error().code, e.error().code == Errc::not_found ? "no such message: " + id : e.error().message);
-    a.env = std::move(*e);
-    a.disk_next = a.env.next_attempt_ms;
-  }
+  auto held = hold(id);
+  if (!held) return held.error();
+  Active& a = **held;
   sched::Job job;
   job.msg_id = id;
   for (uint32_t i = 0; i < a.env.rcpts.size(); ++i)
     if (a.env.rcpts[i].state == smtp::RcptState::pending) job.rcpts.push_back(i);
+  // Scheduler items still queued for it are dropped when they come up.
+  a.parked = true;
+  a.outstanding = 0;
   if (bounce) {
     auto body = spool_.get_body(id);
     std::vector<smtp::Reply> replies(job.rcpts.size(), smtp::reply(550, "5.0.0", "bounced by the administrator"));
-    apply_outcomes(a, job, replies, "", "", /*attempted=*/false, body ? *body : "");
-  } else {
-    std::vector<spool::LogEvent> events;
-    smtp::Reply why = smtp::reply(0, "", "deleted by the administrator");
-    for (uint32_t idx : job.rcpts) {
-      EventInfo ev;
-      ev.event = "deleted";
-      ev.ts_ms = now();
-      ev.env = &a.env;
-      ev.rcpt = a.env.rcpts[idx].address;
-      ev.reply = &why;
-      events.push_back(log_event(ev));
-    }
-    auto log_req = std::make_unique<spool::WriteRequest>();
-    log_req->op = spool::AppendLog{std::move(events)};
-    server_.submit(std::move(log_req));
-    auto del = std::make_unique<spool::WriteRequest>();
-    del->op = spool::DeleteMessage{id};
-    del->done = [id](spool::WriteRequest& w) {
-      if (!w.result) log::error("delivery.delete", {{"id", id}, {"error", w.result.error().message}});
-    };
-    server_.submit(std::move(del));
+    save(a, record_outcomes(a, job, replies, "", "", /*attempted=*/false, body ? *body : ""));
+    return {};
   }
-  // Queued scheduler items for it find no active entry and are dropped.
-  active_.erase(id);
+  std::vector<spool::LogEvent> events;
+  smtp::Reply why = smtp::reply(0, "", "deleted by the administrator");
+  for (uint32_t idx : job.rcpts) {
+    EventInfo ev;
+    ev.event = "deleted";
+    ev.ts_ms = now();
+    ev.env = &a.env;
+    ev.rcpt = a.env.rcpts[idx].address;
+    ev.reply = &why;
+    events.push_back(log_event(ev));
+  }
+  a.deleted = true;
+  save(a, std::move(events));
   return {};
 }
 
 Expected<std::string> DeliveryManager::erase_address(const std::string& id, const std::string& address) {
   for (const auto& [jid, rj] : jobs_)
     if (rj->job.msg_id == id) return Error(Errc::busy, "message " + id + " is being delivered right now");
-  smtp::Envelope env;
-  auto it = active_.find(id);
-  int64_t disk_next;
-  if (it != active_.end()) {
-    env = it->second.env;
-    disk_next = it->second.disk_next;
-  } else {
-    auto e = spool_.get_envelope(id);
-    if (!e) return e.error();
-    env = std::move(*e);
-    disk_next = env.next_attempt_ms;
-  }
-  active_.erase(id);  // refill reloads what is left
-  bool sender = iequals(env.sender, address);
+  auto held = hold(id);
+  if (!held) return held.error();
+  Active& a = **held;
+  // Its queued scheduler items index the old recipient list: dropped. The
+  // refill after the commit loads what is left with fresh ones.
+  a.parked = true;
+  a.outstanding = 0;
+  bool sender = iequals(a.env.sender, address);
   std::vector<smtp::EnvelopeRcpt> keep;
-  for (auto& r : env.rcpts)
-    if (!iequals(r.address, address)) keep.push_back(std::move(r));
-  auto req = std::make_unique<spool::WriteRequest>();
-  std::string what;
+  for (auto& r : a.env.rcpts)
+    if (!iequals(r.address, address)) keep.push_back(r);
   bool pending = false;
   for (const auto& r : keep) pending |= r.state == smtp::RcptState::pending;
+  std::string what;
   if (sender || !pending) {
-    req->op = spool::DeleteMessage{id};
+    a.deleted = true;
     what = "deleted";
   } else {
-    env.rcpts = std::move(keep);
-    req->op = spool::UpdateMessage{env, disk_next, {}};
+    a.env.rcpts = std::move(keep);
     what = "updated";
   }
-  req->done = [id](spool::WriteRequest& w) {
-    if (!w.result) log::error("privacy.erase_failed", {{"id", id}, {"error", w.result.error().message}});
-  };
-  server_.submit(std::move(req));
+  // Not logged: the erasure must not leave the address behind in new
+  // events, nor in events of a failed write still waiting to be made again.
+  std::string needle = to_lower(address);
+  std::erase_if(a.unsaved_events,
+                [&](const spool::LogEvent& e) { return to_lower(e.json).find(needle) != std::string::npos; });
+  save(a, {});
   return what;
 }
 
@@ -477,10 +606,18 @@ void DeliveryManager::shutdown(std::function<void()> done) {
   maybe_done();
 }
 
+// The shutdown timeout expired: connections are closed and jobs still
+// waiting (on a connect, a lookup, a reply) are abandoned without an
+// outcome. Their messages stay in the spool as they were and are tried
+// again after the restart (one whose transaction had just completed may be
+// delivered twice: only in-flight transactions can be).
 void DeliveryManager::force_stop() {
   std::vector<SmtpClient*> all;
   for (auto& [p, c] : clients_) all.push_back(p);
   for (auto* c : all) c->quit();
+  if (!jobs_.empty()) log::warn("delivery.jobs_abandoned", {{"jobs", jobs_.size()}});
+  jobs_.clear();
+  maybe_done();
 }
 
 void DeliveryManager::maybe_done() {

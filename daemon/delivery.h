@@ -5,6 +5,10 @@
 // are in RAM; the rest wait in the spool's schedule index and are loaded
 // by refill() as room frees up or as their retry time comes. Bodies are
 // read from the spool only when a job starts.
+// Ownership: a message is either active (in memory, the copy that counts)
+// or waiting in the spool, never both. It leaves memory only once every
+// write made for it has committed, so a refill never reads an older row
+// and starts it again (that delivered deferred mail twice).
 #pragma once
 
 #include <uv.h>
@@ -13,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -60,11 +65,18 @@ class DeliveryManager {
 
  private:
   struct Active {
-    smtp::Envelope env;
-    int64_t disk_next = 0;   // next_attempt_ms as stored (the sched key)
+    smtp::Envelope env;      // as it is once every write submitted for it commits
+    int64_t disk_next = 0;   // its sched key after those writes
+    uint64_t gen = 0;        // tag of the scheduler items made for this copy
     int outstanding = 0;     // destinations not yet finished this round
     int64_t retry_at = 0;    // earliest retry among deferred recipients (0: none)
     std::string subject;
+    int writes = 0;          // spool writes submitted, not yet committed
+    bool parked = false;     // round over: leaves memory once `writes` is 0
+    bool deleted = false;    // its last write deletes it (admin delete, erase)
+    bool gone = false;       // the spool no longer has it: nothing to write
+    bool unsaved = false;    // a write failed: written again before it leaves
+    std::vector<spool::LogEvent> unsaved_events;
   };
   struct Candidate {
     std::string host;
@@ -84,21 +96,35 @@ class DeliveryManager {
 
   // delivery.cc
   void add_active(const smtp::Envelope& env);
+  // The in-memory copy of a queued message for an admin change: the active
+  // one, or one loaded from the spool (parked, so it only waits for the
+  // change to commit). Errc::not_found when the message is not queued.
+  Expected<Active*> hold(const std::string& id);
+  // Is `job` still wanted: its message active, in this round, same copy?
+  Active* current(const sched::Job& job);
   void pump();
   void refill();
   void arm_refill(int64_t at_ms);
   void complete_job(uint64_t job_id, bool connection_failed, const std::vector<smtp::Reply>& replies,
                     const std::string& mx, const std::string& tls);
   void defer_without_attempt(const sched::Job& job, const smtp::Reply& why);
-  void apply_outcomes(Active& a, const sched::Job& job, const std::vector<smtp::Reply>& replies,
-                      const std::string& mx, const std::string& tls, bool attempted,
-                      const std::string& body);
-  void finish_destination(const std::string& msg_id);
+  std::vector<spool::LogEvent> record_outcomes(Active& a, const sched::Job& job,
+                                               const std::vector<smtp::Reply>& replies, const std::string& mx,
+                                               const std::string& tls, bool attempted, const std::string& body);
+  void end_destination(Active& a, std::vector<spool::LogEvent> events);
+  // Writes `a` as it is now (update, or delete when a.deleted) with events.
+  void save(Active& a, std::vector<spool::LogEvent> events);
+  void written(const std::string& id, spool::WriteRequest& w);
+  void settle(const std::string& id);
+  void arm_resave();
+  void resave();
   void send_dsn(const Active& a, const std::vector<msg::DsnRecipient>& rcpts, const std::string& body);
+  void submit_dsn(std::unique_ptr<spool::WriteRequest> req);
   std::string destination_of(const std::string& rcpt) const;
   int64_t now() const;
   void maybe_done();
-  void quarantine(const std::string& id, int64_t next_attempt_ms);
+  void quarantine(const std::string& id, int64_t next_attempt_ms,
+                  std::function<void(spool::WriteRequest&)> then = {});
   void purge_log();
 
   // delivery_job.cc
@@ -124,6 +150,14 @@ class DeliveryManager {
   net::Timer sched_timer_;
   net::Timer refill_timer_;
   net::Timer purge_timer_;
+  // Writes that failed (full disk, I/O error) are made again from memory:
+  // messages whose last state is not on disk, DSNs not yet queued.
+  net::Timer resave_timer_;
+  std::set<std::string> unsaved_;
+  std::vector<std::unique_ptr<spool::WriteRequest>> unsaved_dsns_;
+  uint64_t resave_delay_ms_ = kResaveMinMs;
+  static constexpr uint64_t kResaveMinMs = 1000, kResaveMaxMs = 30'000;
+  uint64_t gen_ = 0;
   int64_t refill_at_ = 0;
   bool backlog_on_disk_ = false;
   bool stopping_ = false;

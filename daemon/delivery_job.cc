@@ -50,9 +50,9 @@ ClientSettings DeliveryManager::client_settings(const config::RouteConfig* route
 }
 
 void DeliveryManager::start_job(sched::Job job) {
-  auto it = active_.find(job.msg_id);
-  if (it == active_.end()) {
-    sched_.finished(job, false, now());
+  Active* a = current(job);
+  if (!a) {  // queued for an older copy of the message, or it left the queue
+    sched_.release(job);
     return;
   }
   auto rj = std::make_unique<RunningJob>();
@@ -66,11 +66,15 @@ void DeliveryManager::start_job(sched::Job job) {
       // Tampered, or sealed with a key we lack: never deliver it; keep it
       // aside for the admin and carry on with the rest of the queue.
       log::error("spool.quarantined", {{"id", r.job.msg_id}, {"error", body.error().message}});
-      quarantine(r.job.msg_id, it->second.disk_next);
       sched::Job job = r.job;
       jobs_.erase(id);
-      sched_.finished(job, false, now());
-      active_.erase(job.msg_id);
+      sched_.release(job);
+      // Out of the queue: its other destinations' items are dropped, and it
+      // leaves memory once the move (and writes made before it) committed.
+      a->gone = true;
+      a->parked = true;
+      a->writes++;
+      quarantine(job.msg_id, a->disk_next, [this, mid = job.msg_id](spool::WriteRequest& w) { written(mid, w); });
       return;
     }
     log::error("delivery.body_missing", {{"id", r.job.msg_id}, {"error", body.error().message}});
@@ -78,7 +82,7 @@ void DeliveryManager::start_job(sched::Job job) {
   }
   r.body = std::move(*body);
   auto headers = msg::scan_headers(r.body);
-  it->second.subject = headers.subject;
+  a->subject = headers.subject;
   r.eight_bit = headers.eight_bit;
   if (headers.received > kMaxHops)
     return fail_job_now(id, reply(554, "5.4.6", fmt::format("mail loop: {} Received: headers", headers.received)), false);
@@ -176,13 +180,17 @@ void DeliveryManager::client_closed(SmtpClient* c) {
 
 void DeliveryManager::run_txn(uint64_t job_id, SmtpClient* client, bool reused) {
   auto it = jobs_.find(job_id);
-  auto ait = it == jobs_.end() ? active_.end() : active_.find(it->second->job.msg_id);
-  if (it == jobs_.end() || ait == active_.end()) {
+  if (it == jobs_.end()) {
     client->quit();
     return;
   }
+  Active* a = current(it->second->job);
+  if (!a) {  // quarantined while we connected: the job still has to end
+    client->quit();
+    return fail_job_now(job_id, reply(451, "4.3.0", "message left the queue"), false);
+  }
   RunningJob& rj = *it->second;
-  const smtp::Envelope& env = ait->second.env;
+  const smtp::Envelope& env = a->env;
   OutboundTxn tx;
   tx.sender = env.sender;
   for (uint32_t idx : rj.job.rcpts) {

@@ -32,6 +32,19 @@ void Server::queued(const smtp::Envelope& env) {
   if (delivery_) delivery_->enqueue(env);
 }
 
+void Server::accepted(const smtp::Envelope& env, const std::string& tls) {
+  metrics_.received++;
+  log::info("received", {{"id", env.id},
+                         {"from", env.sender},
+                         {"nrcpt", env.rcpts.size()},
+                         {"size", env.size},
+                         {"client_ip", env.client_ip},
+                         {"auth_user", env.auth_user},
+                         {"tls", tls},
+                         {"listener", env.listener}});
+  queued(env);
+}
+
 Expected<void> Server::start() {
   spool_async_ = new uv_async_t;
   uv_async_init(loop_, spool_async_, [](uv_async_t* a) { static_cast<Server*>(a->data)->on_spool_wakeup(); });
@@ -411,14 +424,12 @@ void Server::shutdown() {
   shutdown_timer_ = new uv_timer_t;
   uv_timer_init(loop_, shutdown_timer_);
   shutdown_timer_->data = this;
+  // server.shutdown_timeout is a hard bound: when it expires, sessions and
+  // delivery are cut off; whatever still holds on after a short grace is
+  // left behind and the loop is stopped. The spool is the truth: undelivered
+  // mail stays queued for the next start.
   uv_timer_start(
-      shutdown_timer_,
-      [](uv_timer_t* t) {
-        auto* self = static_cast<Server*>(t->data);
-        log::warn("ferryd.shutdown_timeout", {{"sessions", self->sessions_.size()}});
-        for (auto& [id, s] : self->sessions_) s->force_close();
-        if (self->delivery_) self->delivery_->force_stop();
-      },
+      shutdown_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->on_shutdown_timeout(); },
       uint64_t(rt_->cfg.server.shutdown_timeout.count()), 0);
   if (delivery_) {
     delivery_->shutdown([this] {
@@ -431,8 +442,27 @@ void Server::shutdown() {
   maybe_finish_shutdown();
 }
 
-void Server::maybe_finish_shutdown() {
-  if (!sessions_.empty() || !delivery_done_ || spool_async_ == nullptr) return;
+void Server::on_shutdown_timeout() {
+  if (shutdown_forced_) {
+    log::error("ferryd.shutdown_forced", {{"sessions", sessions_.size()}, {"delivery_done", delivery_done_}});
+    maybe_finish_shutdown(/*force=*/true);
+    return;
+  }
+  shutdown_forced_ = true;
+  log::warn("ferryd.shutdown_timeout", {{"sessions", sessions_.size()}});
+  std::vector<SmtpSession*> open;
+  for (auto& [id, s] : sessions_) open.push_back(s.get());
+  for (auto* s : open) s->force_close();
+  if (delivery_) delivery_->force_stop();
+  if (shutdown_timer_)  // not finished by the above
+    uv_timer_start(
+        shutdown_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->on_shutdown_timeout(); },
+        kForcedExitGraceMs, 0);
+}
+
+void Server::maybe_finish_shutdown(bool force) {
+  if (spool_async_ == nullptr) return;
+  if (!force && (!sessions_.empty() || !delivery_done_)) return;
   writer_->stop();       // every submitted commit has returned
   on_spool_wakeup();     // and its waiters are answered (none left)
   if (shutdown_timer_) {
@@ -460,6 +490,7 @@ void Server::maybe_finish_shutdown() {
                                {"spool_writes", st.requests},
                                {"max_batch", st.max_batch},
                                {"commit_ms_total", st.commit_us_total / 1000}});
+  if (force) uv_stop(loop_);  // main closes whatever handles are left
 }
 
 }  // namespace ferry

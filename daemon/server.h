@@ -54,6 +54,9 @@ class Server {
   void after_commits(std::function<void()> fn);
   // A message is in the spool: hand it to delivery.
   void queued(const smtp::Envelope& env);
+  // A message from a client is committed: count it, log it, queue it;
+  // whether or not the client is still there for the 250.
+  void accepted(const smtp::Envelope& env, const std::string& tls);
   // The suppression list, kept in memory for the RCPT check and persisted
   // in the spool.
   bool suppressed(const std::string& address) const;
@@ -86,7 +89,8 @@ class Server {
   Expected<std::shared_ptr<DailyFile>> prepare_event_file(const config::Config& cfg);
   void use_event_file(std::shared_ptr<DailyFile> f, const config::Config& cfg);
   Expected<void> bind_listeners(const config::Config& cfg);
-  void maybe_finish_shutdown();
+  void maybe_finish_shutdown(bool force = false);
+  void on_shutdown_timeout();
 
   uv_loop_t* loop_;
   std::shared_ptr<const Runtime> rt_;
@@ -111,6 +115,8 @@ class Server {
   uint64_t next_session_id_ = 1;
   bool shutting_down_ = false;
   uv_timer_t* shutdown_timer_ = nullptr;
+  bool shutdown_forced_ = false;
+  static constexpr uint64_t kForcedExitGraceMs = 2000;
   SystemClock clock_;
   IdGenerator ids_;
   Metrics metrics_;

@@ -121,13 +121,16 @@ void SmtpSession::finish_message() {
   req->op = spool::InsertMessage{std::move(env), std::move(body), std::move(events)};
   Server* server = &server_;
   uint64_t sid = id_;
-  req->done = [server, sid](spool::WriteRequest& r) {
+  req->done = [server, sid, tls = conn_->tls_version()](spool::WriteRequest& r) {
+    // A committed message is owed whoever still waits for the reply: it
+    // enters delivery here, not in the session, which may be gone.
+    if (r.result.ok()) server->accepted(std::get<spool::InsertMessage>(r.op).envelope, tls);
     if (SmtpSession* s = server->find_session(sid)) {
       s->on_commit(r);
       return;
     }
-    // The client left before the commit returned: the message is queued
-    // all the same (it may arrive twice if the client retries: RFC 1047).
+    // The client left before the commit returned (it may send the message
+    // again if it retries: RFC 1047).
     if (r.result.ok())
       log::info("smtp.queued_after_disconnect",
                 {{"id", std::get<spool::InsertMessage>(r.op).envelope.id}});
@@ -167,19 +170,9 @@ void SmtpSession::on_commit(spool::WriteRequest& req) {
   waiting_commit_ = false;
   const auto& ins = std::get<spool::InsertMessage>(req.op);
   const auto& env = ins.envelope;
-  if (req.result.ok()) {
+  if (req.result.ok()) {  // Server::accepted has logged and queued it
     ++messages_;
-    server_.metrics().received++;
-    log::info("received", {{"id", env.id},
-                           {"from", env.sender},
-                           {"nrcpt", env.rcpts.size()},
-                           {"size", env.size},
-                           {"client_ip", env.client_ip},
-                           {"auth_user", env.auth_user},
-                           {"tls", conn_->tls_version()},
-                           {"listener", env.listener}});
     send(reply(250, "2.0.0", "Ok: queued as " + env.id));
-    server_.queued(env);
   } else if (req.result.error().code == Errc::full) {
     log::warn("smtp.spool_full", {{"session", id_}, {"client", client_ip_}, {"size", env.size}});
     server_.metrics().rejected++;

@@ -18,6 +18,7 @@ class Timer {
 
   void start(uint64_t ms);  // (re)arms, one shot
   void stop();
+  bool active() const { return uv_is_active(reinterpret_cast<const uv_handle_t*>(handle_)) != 0; }
 
  private:
   uv_timer_t* handle_;

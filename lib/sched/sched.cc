@@ -6,8 +6,8 @@
 namespace ferry::sched {
 
 void Scheduler::enqueue(std::string msg_id, std::string destination, std::vector<uint32_t> rcpts,
-                        int64_t ready_at) {
-  pending_.push(Item{ready_at, seq_++, std::move(msg_id), std::move(destination), std::move(rcpts)});
+                        int64_t ready_at, uint64_t tag) {
+  pending_.push(Item{ready_at, seq_++, std::move(msg_id), std::move(destination), std::move(rcpts), tag});
 }
 
 Job Scheduler::make_job(Item&& it) {
@@ -16,6 +16,7 @@ Job Scheduler::make_job(Item&& it) {
   j.msg_id = std::move(it.msg_id);
   j.destination = std::move(it.destination);
   j.rcpts = std::move(it.rcpts);
+  j.tag = it.tag;
   return j;
 }
 
@@ -83,6 +84,13 @@ void Scheduler::finished(const Job& job, bool connection_failed, int64_t now) {
     dest.probing = false;
     dest.window = std::min(dest.window + 1, policy_.max_window);
   }
+}
+
+void Scheduler::release(const Job& job) {
+  auto it = dests_.find(job.destination);
+  if (it == dests_.end() || it->second.active == 0) return;
+  it->second.active--;
+  active_total_--;
 }
 
 void Scheduler::revive(const std::string& destination) {

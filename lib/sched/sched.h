@@ -36,6 +36,10 @@ struct Job {
   std::string msg_id;
   std::string destination;
   std::vector<uint32_t> rcpts;  // indexes into the envelope's recipients
+  // The caller's handle on what the job was made from (the delivery manager
+  // puts the generation of its in-memory copy of the message here), so a
+  // job queued for an older copy can be told apart and dropped.
+  uint64_t tag = 0;
 };
 
 class Scheduler {
@@ -45,7 +49,7 @@ class Scheduler {
   const Policy& policy() const { return policy_; }
 
   void enqueue(std::string msg_id, std::string destination, std::vector<uint32_t> rcpts,
-               int64_t ready_at);
+               int64_t ready_at, uint64_t tag = 0);
 
   struct Decision {
     std::vector<Job> start;  // run these now (each holds one connection slot)
@@ -58,6 +62,11 @@ class Scheduler {
   // could be reached or talked to (feeds health); otherwise it counts as a
   // success for the window whatever the recipients' replies were.
   void finished(const Job& job, bool connection_failed, int64_t now);
+
+  // A started job that was dropped before it ran (its message changed or
+  // left the queue meanwhile): frees its slot and says nothing about the
+  // destination's health.
+  void release(const Job& job);
 
   // Forgets a destination's failures and suspension (ferryctl queue flush):
   // an admin who flushes wants an attempt now. Empty name: every destination.
@@ -80,6 +89,7 @@ class Scheduler {
     std::string msg_id;
     std::string destination;
     std::vector<uint32_t> rcpts;
+    uint64_t tag;
     bool operator>(const Item& o) const { return ready_at != o.ready_at ? ready_at > o.ready_at : seq > o.seq; }
   };
   struct Destination {

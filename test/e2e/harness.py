@@ -186,6 +186,12 @@ class Ferry:
             i += 2
         return result
 
+    def spool_entries(self, db):
+        """Entries of one named database, from mdb_stat as an admin reads it."""
+        out = subprocess.run(["mdb_stat", "-s", db, self.spool], capture_output=True, text=True,
+                             check=True).stdout
+        return int(re.search(r"Entries: (\d+)", out).group(1))
+
     def spool_ids(self):
         return {k.decode() for k in self.spool_dump("msg")}
 
@@ -309,13 +315,16 @@ class Dns:
 class Receivers:
     """aiosmtpd MX hosts: one per address, all on one port."""
 
-    def __init__(self, addresses):
+    def __init__(self, addresses, grey_seconds=None):
         self.dir = tempfile.mkdtemp(prefix="ferry-mx-")
         self.port = free_port(tuple(addresses))
         here = os.path.dirname(os.path.abspath(__file__))
+        env = dict(os.environ)
+        if grey_seconds is not None:
+            env["RECEIVER_GREY_SECONDS"] = str(grey_seconds)
         self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(here, "receiver.py"), str(self.port),
                                       self.dir, *addresses], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError("receiver did not start: " + line)

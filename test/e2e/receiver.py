@@ -11,11 +11,15 @@ counts (total and peak concurrent) go to DIR/<ip>/stats.
 Behaviour by recipient local part:
   reject*    → 550 5.1.1 at RCPT
   tempfail*  → 451 4.3.0 at RCPT the first time each address is seen
+  grey*      → 451 4.7.1 at RCPT (greylisting) until GREY seconds after the
+               address was first seen (GREY: $RECEIVER_GREY_SECONDS, default 3)
+  greydata*  → 451 4.3.0 at the end of DATA for the same while
 Prints "ready" once every address listens.
 """
 import asyncio
 import os
 import sys
+import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -23,6 +27,7 @@ from aiosmtpd.smtp import SMTP
 PORT = int(sys.argv[1])
 ROOT = sys.argv[2]
 ADDRS = sys.argv[3:]
+GREY = float(os.environ.get("RECEIVER_GREY_SECONDS", "3"))
 
 
 class Stats:
@@ -61,6 +66,11 @@ class Handler:
         self.dir = directory
         self.n = 0
         self.seen = set()
+        self.first_seen = {}
+
+    def greylisted(self, address):
+        first = self.first_seen.setdefault(address, time.monotonic())
+        return time.monotonic() - first < GREY
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@")[0]
@@ -69,10 +79,14 @@ class Handler:
         if local.startswith("tempfail") and address not in self.seen:
             self.seen.add(address)
             return "451 4.3.0 try again later"
+        if local.startswith("grey") and not local.startswith("greydata") and self.greylisted(address):
+            return "451 4.7.1 greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(r.split("@")[0].startswith("greydata") and self.greylisted(r) for r in envelope.rcpt_tos):
+            return "451 4.3.0 not yet, try again later"
         self.n += 1
         base = os.path.join(self.dir, str(self.n))
         with open(base + ".tmp", "wb") as f:

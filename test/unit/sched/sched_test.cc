@@ -101,3 +101,21 @@ TEST_CASE("retry timing: clamped backoff, jitter, lifetime") {
   CHECK_FALSE(expired(0, 9999, p));
   CHECK(expired(0, 10'000, p));
 }
+
+TEST_CASE("a job carries its tag; a released job frees its slot without touching health") {
+  Scheduler s(policy());
+  s.enqueue("m", "d", {0}, 0, 7);
+  auto d = s.poll(0);
+  REQUIRE(d.start.size() == 1);
+  CHECK(d.start[0].tag == 7);
+  s.finished(d.start[0], true, 0);  // one connection failure on record
+  s.enqueue("n", "d", {0}, 0, 8);
+  auto d2 = s.poll(0);
+  REQUIRE(d2.start.size() == 1);
+  CHECK(s.destinations().at("d").active == 1);
+  s.release(d2.start[0]);
+  auto st = s.destinations().at("d");
+  CHECK(st.active == 0);
+  CHECK(st.failures == 1);  // a success would have reset it
+  CHECK(s.active() == 0);
+}
