@@ -181,7 +181,8 @@ void SmtpSession::on_auth_result(bool ok, const std::string& user) {
     server_.auth_succeeded(client_ip_);
     log::info("smtp.auth", {{"session", id_}, {"client", client_ip_}, {"user", user}});
     send(reply(235, "2.7.0", "Authentication successful"));
-    arm_timer();
+    deadlines_.end_handshake();
+    expect_command();
     process();
     return;
   }
@@ -203,7 +204,7 @@ void SmtpSession::auth_delay_done() {
     return;
   }
   send(reply(535, "5.7.8", "Authentication credentials invalid"));
-  arm_timer();
+  expect_command();
   process();
 }
 
@@ -230,6 +231,8 @@ void SmtpSession::cmd_mail(const smtp::Command& c) {
   txn_.active = true;
   txn_.sender = m->sender;
   txn_.params = m->params;
+  deadlines_.end_handshake();
+  arm_timer();
   send(reply(250, "2.1.0", "Ok"));
 }
 
@@ -274,6 +277,7 @@ void SmtpSession::cmd_data(const smtp::Command&) {
   txn_.reader.emplace(smtp::DataReader::Mode::dot_terminated, cfg_.limits.max_message_size);
   txn_.body.reserve(std::min<uint64_t>(txn_.params.size.value_or(16 * 1024), cfg_.limits.max_message_size) + 1024);
   state_ = State::data;
+  deadlines_.expect_content(now_ms());
   arm_timer();
   send(reply(354, "", "End data with <CR><LF>.<CR><LF>"));
 }
@@ -293,6 +297,7 @@ void SmtpSession::cmd_bdat(const smtp::Command& c) {
   if (!txn_.bdat_failed && !txn_.reader)
     txn_.reader.emplace(smtp::DataReader::Mode::chunked, cfg_.limits.max_message_size);
   state_ = State::bdat;
+  deadlines_.expect_content(now_ms());
   arm_timer();
   if (b->size == 0) process_bdat_input();
 }
