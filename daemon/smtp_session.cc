@@ -235,6 +235,9 @@ void SmtpSession::process_command_input() {
         case smtp::LineError::too_long:
           protocol_error(smtp::reply(500, state_ == State::auth ? "5.5.6" : "5.5.2", "Line too long"));
           break;
+        case smtp::LineError::nul:
+          protocol_error(smtp::reply(500, "5.5.2", "NUL byte in command"));
+          break;
         case smtp::LineError::none:
           break;
       }

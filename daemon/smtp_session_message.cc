@@ -78,6 +78,8 @@ void SmtpSession::finish_message() {
       return reject(reply(550, "5.6.0", "Message contains a bare CR; lines must end with CRLF"), "bare CR");
     case smtp::DataError::line_too_long:
       return reject(reply(550, "5.6.0", "Message has a line longer than 998 characters"), "line too long");
+    case smtp::DataError::nul:
+      return reject(reply(550, "5.6.0", "Message contains a NUL byte"), "NUL");
     case smtp::DataError::none:
       break;
   }

@@ -55,6 +55,36 @@ class Smuggling(SharedFerry):
     def test_bare_lf_in_body_is_refused(self):
         self.attempt(b"\nplain bare LF line\r\n")
 
+    def test_nul_before_dot(self):
+        # smtpsmug A8: no hop here reads it as the end, but the content is
+        # not RFC 5322 text; refused like a bare LF, smuggled part included.
+        self.attempt(b"\r\n\x00.\r\n")
+
+    def test_nul_after_dot(self):
+        self.attempt(b"\r\n.\x00\r\n")  # smtpsmug A11
+
+    def test_nul_in_bdat_content_is_refused(self):
+        before = self.f.spool_ids()
+        r = Raw(self.f.port("relay"))
+        r.reply()
+        body = b"Subject: x\r\n\r\nnul\x00here\r\n"
+        r.send(b"EHLO app.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\n"
+               b"BDAT %d LAST\r\n" % len(body) + body)
+        self.assertEqual([r.reply()[0] for _ in range(3)], [250, 250, 250])
+        code, text = r.reply()
+        self.assertEqual((code, "5.6.0" in text, "NUL" in text), (550, True, True), text)
+        r.close()
+        self.assertEqual(self.f.spool_ids(), before)
+
+    def test_nul_in_command_is_refused(self):
+        r = Raw(self.f.port("relay"))
+        r.reply()
+        r.send(b"VRFY postmaster\x00@example.org\r\nNOOP\r\n")
+        code, text = r.reply()
+        self.assertEqual((code, "5.5.2" in text), (500, True), text)
+        self.assertEqual(r.reply(), (250, "250 2.0.0 Ok"))
+        r.close()
+
     def test_refusal_is_a_rejected_event(self):
         r = self.open_data(b"refused.rcpt@example.org")
         r.send(b"Subject: x\r\n\r\nMARKER-q7z\nLF\r\n.\r\n")
