@@ -271,6 +271,26 @@ void SmtpSession::cmd_rcpt(const smtp::Command& c) {
 }
 
 void SmtpSession::cmd_data(const smtp::Command&) {
+  // RFC 2920 §3.1: DATA ends a pipelined group, so a client must wait for
+  // our 354 before sending content. Bytes already buffered after the DATA
+  // line were sent blind: a bulk-mail bot, or a smuggling probe counting on
+  // a lax parser. Postfix ≥ 3.9 (smtpd_forbid_unauth_pipelining) answers
+  // this and hangs up; so do we. Authenticated clients are exempt, as in
+  // Postfix: they are our own users' (sometimes sloppy) programs, and their
+  // content is parsed with the same strict CRLF.CRLF either way, so refusing
+  // them would lose mail and buy no safety.
+  if (auth_user_.empty() && in_pos_ < input_.size()) {
+    log::warn("smtp.pipelining_violation", {{"session", id_}, {"client", client_ip_}, {"command", "DATA"},
+                                            {"bytes", input_.size() - in_pos_}});
+    server_.metrics().rejected++;
+    smtp::Reply refused = reply(554, "5.5.0", "Error: SMTP protocol synchronization");
+    std::vector<std::string> rcpts;
+    for (const auto& rc : txn_.rcpts) rcpts.push_back(rc.address);
+    log_rejected(rcpts, refused, 0);
+    reset_transaction();
+    consume(input_.size() - in_pos_);  // never read as commands
+    return close_with(refused, "pipelining violation");
+  }
   if (!txn_.active) return protocol_error(reply(503, "5.5.1", "Need MAIL command first"));
   if (txn_.rcpts.empty()) return protocol_error(reply(554, "5.5.1", "No valid recipients"));
   if (txn_.reader) return protocol_error(reply(503, "5.5.1", "DATA after BDAT"));

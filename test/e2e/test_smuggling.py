@@ -5,10 +5,11 @@ A vulnerable server would answer it (two 250s) and queue a second message
 from evil@attacker.example. ferryd must answer exactly once, with a 5xx,
 queue nothing, and keep the session usable."""
 import json
+import smtplib
 import time
 import unittest
 
-from harness import SharedFerry, Ferry, Raw, main
+from harness import PASSWORD, SharedFerry, Ferry, Raw, client_tls_context, main
 
 SMUGGLED = (b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.org>\r\n"
             b"DATA\r\nSubject: smuggled\r\n\r\nforged\r\n")
@@ -84,6 +85,35 @@ class Smuggling(SharedFerry):
         self.assertEqual((code, "5.5.2" in text), (500, True), text)
         self.assertEqual(r.reply(), (250, "250 2.0.0 Ok"))
         r.close()
+
+    def test_content_before_354_is_a_synchronization_error(self):
+        # RFC 2920: DATA ends a pipelined group. Content sent with it, before
+        # our 354, gets 554 5.5.0 and the connection ends, as with Postfix
+        # >= 3.9; nothing is queued and the content is never read as commands.
+        before = self.f.spool_ids()
+        r = Raw(self.f.port("relay"))
+        r.reply()
+        r.send(b"EHLO bot.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<sync.rcpt@example.org>\r\n"
+               b"DATA\r\nSubject: blind\r\n\r\nbody\r\n.\r\n" + SMUGGLED + b".\r\n")
+        self.assertEqual([r.reply()[0] for _ in range(3)], [250, 250, 250])
+        code, text = r.reply()
+        self.assertEqual(code, 554, text)
+        self.assertIn("5.5.0", text)
+        self.assertIn("synchronization", text)
+        self.assertTrue(r.closed())
+        r.close()
+        self.assertEqual(self.f.spool_ids(), before)
+        self.assertTrue(self.f.wait_log(r"smtp\.pipelining_violation .*command=DATA"))
+        # Authenticated clients are exempt (Postfix's rule too): a user's
+        # sloppy program loses no mail, and its content goes through the
+        # same strict end-of-data parser.
+        s = smtplib.SMTP("127.0.0.1", self.f.port("submission"), timeout=10)
+        s.starttls(context=client_tls_context())
+        s.login("alice", PASSWORD)
+        s.sock.sendall(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@example.org>\r\n"
+                       b"DATA\r\nSubject: early\r\n\r\nbody\r\n.\r\n")
+        self.assertEqual([s.getreply()[0] for _ in range(4)], [250, 250, 354, 250])
+        s.quit()
 
     def test_refusal_is_a_rejected_event(self):
         r = self.open_data(b"refused.rcpt@example.org")
