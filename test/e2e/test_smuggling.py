@@ -5,7 +5,11 @@ A vulnerable server would answer it (two 250s) and queue a second message
 from evil@attacker.example. ferryd must answer exactly once, with a 5xx,
 queue nothing, and keep the session usable."""
 import json
+import os
+import shutil
 import smtplib
+import subprocess
+import tempfile
 import time
 import unittest
 
@@ -138,6 +142,52 @@ class Smuggling(SharedFerry):
         self.assertEqual(code, 250)
         msg_id = text.split()[-1]
         self.assertTrue(self.f.spool_body(msg_id).endswith(b"\r\n\r\n.dot-stuffed line\r\n"))
+
+
+class TlsCiphers(unittest.TestCase):
+    """TLS 1.2 offers ECDHE with AEAD only (Mozilla "intermediate"): scanners
+    flag static-RSA and CBC suites. Checked with openssl s_client on the
+    STARTTLS and the implicit-TLS listener, with an ECDSA certificate (the
+    harness default) and an RSA one."""
+
+    def handshake(self, port, cipher, starttls):
+        args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2", "-cipher", cipher,
+                "-brief"]
+        if starttls:
+            args += ["-starttls", "smtp"]
+        out = subprocess.run(args, input="", capture_output=True, text=True, timeout=30)
+        return out.returncode == 0 and "Ciphersuite: " + cipher in out.stderr, out.stderr
+
+    def check(self, f, good, bad):
+        for name, starttls in (("submission", True), ("smtps", False)):
+            ok, err = self.handshake(f.port(name), good, starttls)
+            self.assertTrue(ok, (name, good, err))
+            for cipher in bad:
+                ok, err = self.handshake(f.port(name), cipher, starttls)
+                self.assertFalse(ok, (name, cipher, err))
+
+    def test_ecdsa_certificate(self):
+        f = Ferry().start()
+        try:
+            self.check(f, "ECDHE-ECDSA-AES128-GCM-SHA256",
+                       ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"])
+        finally:
+            self.assertEqual(f.stop(), 0)
+            f.cleanup()
+
+    def test_rsa_certificate(self):
+        d = tempfile.mkdtemp(prefix="ferry-e2e-")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", os.path.join(d, "key.pem"), "-out", os.path.join(d, "cert.pem"),
+                        "-days", "2", "-subj", "/CN=relay.test"], check=True, capture_output=True)
+        f = Ferry(workdir=d).start()
+        try:
+            self.check(f, "ECDHE-RSA-AES256-GCM-SHA384",
+                       ["AES128-SHA", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA"])
+        finally:
+            self.assertEqual(f.stop(), 0)
+            f.cleanup()
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
