@@ -2,6 +2,8 @@
 // end of a session. See smtp_session.h for the split.
 #include "smtp_session.h"
 
+#include <uv.h>
+
 #include <fmt/format.h>
 
 #include "net/net_proxy.h"
@@ -13,6 +15,16 @@ namespace {
 // Input held while a commit or AUTH check is pending, or while a pipelining
 // client is ahead of us; past this, reading pauses (backpressure).
 constexpr size_t kMaxBufferedInput = 256 * 1024;
+
+smtp::DeadlineLimits deadline_limits(const config::Config& c) {
+  smtp::DeadlineLimits l;
+  l.command_ms = c.timeouts.command.count();
+  l.data_ms = c.timeouts.data.count();
+  l.min_data_rate = c.timeouts.min_data_rate;
+  l.handshake_ms = c.timeouts.handshake.count();
+  l.session_ms = c.timeouts.session.count();
+  return l;
+}
 }  // namespace
 
 std::string_view SmtpSession::to_string(State s) {
@@ -36,11 +48,10 @@ SmtpSession::SmtpSession(Server& server, uint64_t id, std::unique_ptr<net::Conne
       listener_(std::move(listener)),
       rt_(std::move(rt)),
       cfg_(rt_->cfg),
-      timer_(server.loop(), [this] {
-        log::info("smtp.timeout", {{"session", id_}, {"client", client_ip_}, {"state", to_string(state_)}});
-        close_with(smtp::reply(421, "4.4.2", cfg_.server.hostname + " Error: timeout exceeded"),
-                   "timeout");
-      }),
+      // Counted from the accept: the PROXY header, an implicit TLS
+      // handshake and EHLO all run against these.
+      deadlines_(deadline_limits(cfg_), int64_t(uv_now(server.loop()))),
+      timer_(server.loop(), [this] { on_deadline(); }),
       auth_delay_(server.loop(), [this] { auth_delay_done(); }) {
   client_ip_ = conn_->peer_ip();
   conn_->set_handler(this);
@@ -67,6 +78,7 @@ void SmtpSession::start() {
 void SmtpSession::greet() {
   greeted_ = true;
   state_ = State::command;
+  expect_command();
   send(smtp::Reply{220, "", cfg_.server.hostname + " ESMTP ferry"});
   flush();
 }
@@ -99,9 +111,26 @@ void SmtpSession::force_close() {
   conn_->close("shutdown timeout");
 }
 
-void SmtpSession::arm_timer() {
-  auto t = (state_ == State::data || state_ == State::bdat) ? cfg_.timeouts.data : cfg_.timeouts.command;
-  timer_.start(uint64_t(t.count()));
+int64_t SmtpSession::now_ms() const { return int64_t(uv_now(server_.loop())); }
+
+// One timer, re-armed for the earliest deadline; partial input never moves
+// a deadline (that is what let a trickling client hold its slot forever),
+// so the timer is re-armed only when a deadline changes.
+void SmtpSession::arm_timer() { timer_.start(deadlines_.remaining(now_ms())); }
+
+void SmtpSession::expect_command() {
+  deadlines_.expect_command(now_ms());
+  arm_timer();
+}
+
+void SmtpSession::on_deadline() {
+  auto which = deadlines_.next().which;
+  log::info("smtp.timeout", {{"session", id_}, {"client", client_ip_}, {"state", to_string(state_)},
+                             {"deadline", smtp::to_string(which)}});
+  std::string text = cfg_.server.hostname + " Error: timeout exceeded";
+  if (which == smtp::Deadline::handshake) text += " before MAIL or AUTH";
+  if (which == smtp::Deadline::session) text += "; session too long";
+  close_with(smtp::reply(421, "4.4.2", text), std::string("timeout (") + std::string(smtp::to_string(which)) + ")");
 }
 
 void SmtpSession::on_read(std::string_view data) {
@@ -111,7 +140,11 @@ void SmtpSession::on_read(std::string_view data) {
     in_pos_ = 0;
   }
   input_.append(data);
-  arm_timer();
+  if (state_ == State::data || state_ == State::bdat) {
+    // Content earns time back at timeouts.min_data_rate; command bytes never do.
+    deadlines_.content_received(now_ms(), data.size());
+    arm_timer();
+  }
   process();
 }
 
@@ -184,6 +217,10 @@ void SmtpSession::process_command_input() {
   // Copied before consume(), which may release the buffer the view points into.
   std::string line(scan.line);
   consume(scan.consumed);
+  if (scan.status == smtp::LineScan::Status::need_more) return;
+  // A whole line (good or bad) came in: the next one gets its own
+  // timeouts.command, counted from now.
+  expect_command();
   switch (scan.status) {
     case smtp::LineScan::Status::need_more:
       return;
@@ -197,6 +234,9 @@ void SmtpSession::process_command_input() {
           break;
         case smtp::LineError::too_long:
           protocol_error(smtp::reply(500, state_ == State::auth ? "5.5.6" : "5.5.2", "Line too long"));
+          break;
+        case smtp::LineError::nul:
+          protocol_error(smtp::reply(500, "5.5.2", "NUL byte in command"));
           break;
         case smtp::LineError::none:
           break;
@@ -249,6 +289,7 @@ void SmtpSession::on_tls_ready() {
     greet();  // implicit TLS: the greeting comes after the handshake
   } else {
     state_ = State::command;  // STARTTLS: the client speaks first (EHLO)
+    expect_command();
   }
 }
 

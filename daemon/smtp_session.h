@@ -17,6 +17,7 @@
 #include "runtime.h"
 #include "smtp/smtp_command.h"
 #include "smtp/smtp_data.h"
+#include "smtp/smtp_deadline.h"
 #include "smtp/smtp_envelope.h"
 #include "smtp/smtp_line.h"
 #include "smtp/smtp_sasl.h"
@@ -74,7 +75,13 @@ class SmtpSession final : public net::Connection::Handler {
   void flush();
   void close_with(const smtp::Reply& r, const std::string& reason);
   void protocol_error(const smtp::Reply& r);
+  // Arms the one session timer for the earliest running deadline.
   void arm_timer();
+  // A complete line was read or the server has answered: the next command
+  // line gets a fresh timeouts.command.
+  void expect_command();
+  void on_deadline();
+  int64_t now_ms() const;
   void greet();
   bool waiting() const { return waiting_commit_ || waiting_auth_; }
   std::string_view pending_input() const { return std::string_view(input_).substr(in_pos_); }
@@ -112,6 +119,7 @@ class SmtpSession final : public net::Connection::Handler {
   std::shared_ptr<const Runtime> rt_;
   const config::Config& cfg_;
   State state_ = State::command;
+  smtp::SessionDeadlines deadlines_;
   net::Timer timer_;
   net::Timer auth_delay_;
 

@@ -181,7 +181,8 @@ void SmtpSession::on_auth_result(bool ok, const std::string& user) {
     server_.auth_succeeded(client_ip_);
     log::info("smtp.auth", {{"session", id_}, {"client", client_ip_}, {"user", user}});
     send(reply(235, "2.7.0", "Authentication successful"));
-    arm_timer();
+    deadlines_.end_handshake();
+    expect_command();
     process();
     return;
   }
@@ -203,7 +204,7 @@ void SmtpSession::auth_delay_done() {
     return;
   }
   send(reply(535, "5.7.8", "Authentication credentials invalid"));
-  arm_timer();
+  expect_command();
   process();
 }
 
@@ -230,6 +231,8 @@ void SmtpSession::cmd_mail(const smtp::Command& c) {
   txn_.active = true;
   txn_.sender = m->sender;
   txn_.params = m->params;
+  deadlines_.end_handshake();
+  arm_timer();
   send(reply(250, "2.1.0", "Ok"));
 }
 
@@ -268,12 +271,33 @@ void SmtpSession::cmd_rcpt(const smtp::Command& c) {
 }
 
 void SmtpSession::cmd_data(const smtp::Command&) {
+  // RFC 2920 §3.1: DATA ends a pipelined group, so a client must wait for
+  // our 354 before sending content. Bytes already buffered after the DATA
+  // line were sent blind: a bulk-mail bot, or a smuggling probe counting on
+  // a lax parser. Postfix ≥ 3.9 (smtpd_forbid_unauth_pipelining) answers
+  // this and hangs up; so do we. Authenticated clients are exempt, as in
+  // Postfix: they are our own users' (sometimes sloppy) programs, and their
+  // content is parsed with the same strict CRLF.CRLF either way, so refusing
+  // them would lose mail and buy no safety.
+  if (auth_user_.empty() && in_pos_ < input_.size()) {
+    log::warn("smtp.pipelining_violation", {{"session", id_}, {"client", client_ip_}, {"command", "DATA"},
+                                            {"bytes", input_.size() - in_pos_}});
+    server_.metrics().rejected++;
+    smtp::Reply refused = reply(554, "5.5.0", "Error: SMTP protocol synchronization");
+    std::vector<std::string> rcpts;
+    for (const auto& rc : txn_.rcpts) rcpts.push_back(rc.address);
+    log_rejected(rcpts, refused, 0);
+    reset_transaction();
+    consume(input_.size() - in_pos_);  // never read as commands
+    return close_with(refused, "pipelining violation");
+  }
   if (!txn_.active) return protocol_error(reply(503, "5.5.1", "Need MAIL command first"));
   if (txn_.rcpts.empty()) return protocol_error(reply(554, "5.5.1", "No valid recipients"));
   if (txn_.reader) return protocol_error(reply(503, "5.5.1", "DATA after BDAT"));
   txn_.reader.emplace(smtp::DataReader::Mode::dot_terminated, cfg_.limits.max_message_size);
   txn_.body.reserve(std::min<uint64_t>(txn_.params.size.value_or(16 * 1024), cfg_.limits.max_message_size) + 1024);
   state_ = State::data;
+  deadlines_.expect_content(now_ms());
   arm_timer();
   send(reply(354, "", "End data with <CR><LF>.<CR><LF>"));
 }
@@ -293,6 +317,7 @@ void SmtpSession::cmd_bdat(const smtp::Command& c) {
   if (!txn_.bdat_failed && !txn_.reader)
     txn_.reader.emplace(smtp::DataReader::Mode::chunked, cfg_.limits.max_message_size);
   state_ = State::bdat;
+  deadlines_.expect_content(now_ms());
   arm_timer();
   if (b->size == 0) process_bdat_input();
 }

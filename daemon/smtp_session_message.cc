@@ -28,7 +28,7 @@ void SmtpSession::process_bdat_input() {
   txn_.bdat_remaining -= take;
   if (txn_.bdat_remaining > 0) return;
   state_ = State::command;
-  arm_timer();
+  expect_command();
   if (txn_.bdat_failed) {
     txn_.bdat_failed = false;
     return protocol_error(reply(503, "5.5.1", "BDAT without a valid MAIL and RCPT"));
@@ -59,7 +59,7 @@ std::string SmtpSession::received_header(const std::string& id) const {
 
 void SmtpSession::finish_message() {
   state_ = State::command;
-  arm_timer();
+  expect_command();
   const auto& reader = *txn_.reader;
   auto reject = [&](const smtp::Reply& r, const char* why) {
     log::info("smtp.rejected", {{"session", id_}, {"client", client_ip_}, {"reason", why},
@@ -78,6 +78,8 @@ void SmtpSession::finish_message() {
       return reject(reply(550, "5.6.0", "Message contains a bare CR; lines must end with CRLF"), "bare CR");
     case smtp::DataError::line_too_long:
       return reject(reply(550, "5.6.0", "Message has a line longer than 998 characters"), "line too long");
+    case smtp::DataError::nul:
+      return reject(reply(550, "5.6.0", "Message contains a NUL byte"), "NUL");
     case smtp::DataError::none:
       break;
   }

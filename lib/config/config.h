@@ -66,6 +66,9 @@ struct Config {
   struct {
     Duration command{};
     Duration data{};
+    uint64_t min_data_rate = 0;  // bytes/s; 0: no minimum
+    Duration handshake{};
+    Duration session{};          // 0: no cap
   } timeouts;
   struct {
     std::string path;

@@ -142,10 +142,35 @@ const Key<C> kConfigKeys[] = {
      [](C& c, const YAML::Node& n, Ctx&) { c.limits.max_connections_per_client = get_count(n); }},
     {"limits.max_errors", "10", "Protocol errors in one session before it is disconnected (421 4.7.0).",
      [](C& c, const YAML::Node& n, Ctx&) { c.limits.max_errors = get_count(n); }},
-    {"timeouts.command", "5m", "Idle time allowed while waiting for a command (RFC 5321 4.5.3.2.7).",
+    {"timeouts.command", "5m",
+     "Time allowed for one whole command line, counted from when ferry starts waiting for it (the "
+     "greeting, the previous reply); bytes trickled in do not extend it (RFC 5321 4.5.3.2.7; Postfix's "
+     "smtpd_timeout with smtpd_per_record_deadline). Also bounds a TLS handshake.",
      [](C& c, const YAML::Node& n, Ctx&) { c.timeouts.command = get_duration(n); }},
-    {"timeouts.data", "10m", "Idle time allowed between reads of message content.",
+    {"timeouts.data", "10m",
+     "Message content (DATA, each BDAT chunk) may stall this long at most; a client sending slower "
+     "than timeouts.min_data_rate uses it up and is disconnected.",
      [](C& c, const YAML::Node& n, Ctx&) { c.timeouts.data = get_duration(n); }},
+    {"timeouts.min_data_rate", "500",
+     "Bytes per second of message content that earn their time back: each read of N bytes adds "
+     "N/min_data_rate seconds to the content deadline, never beyond timeouts.data from now (Postfix's "
+     "smtpd_min_data_rate). 0: any read restarts timeouts.data.",
+     [](C& c, const YAML::Node& n, Ctx&) { c.timeouts.min_data_rate = get_count(n); }},
+    {"timeouts.handshake", "60s",
+     "Time from connection to the first accepted MAIL or a successful AUTH: the greeting, EHLO, "
+     "STARTTLS and AUTH must all fit in it, however many commands the client sends.",
+     [](C& c, const YAML::Node& n, Ctx&) {
+       c.timeouts.handshake = get_duration(n);
+       if (c.timeouts.handshake.count() < 1000) fail(n, "timeouts.handshake must be at least 1s");
+     }},
+    {"timeouts.session", "1h",
+     "Longest a client connection may last, whatever it does; 0s for no limit. A session past it "
+     "gets 421 4.4.2 (a message in transfer is not queued; the client retries it).",
+     [](C& c, const YAML::Node& n, Ctx&) {
+       c.timeouts.session = get_duration(n);
+       if (c.timeouts.session.count() != 0 && c.timeouts.session.count() < 1000)
+         fail(n, "timeouts.session must be 0s (no limit) or at least 1s");
+     }},
     {"spool.path", "/var/spool/ferry", "Directory of the LMDB spool (created if missing).",
      [](C& c, const YAML::Node& n, Ctx& x) { c.spool.path = get_path(n, x); }},
     {"spool.sync", "full",

@@ -23,6 +23,25 @@ TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
 namespace {
 int version_of(const std::string& v) { return v == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION; }
+
+// TLS 1.2 suites we serve: ECDHE key exchange (forward secrecy) with an AEAD
+// cipher only, Mozilla's "intermediate" profile without its DHE suites.
+// Static-RSA and CBC suites are gone: no forward secrecy, and CBC's MAC-then-
+// encrypt is the Lucky13/POODLE family. Every TLS 1.2 client of the last
+// decade has one of these. TLS 1.3 suites stay OpenSSL's defaults (all AEAD).
+constexpr const char* kServerCiphers12 =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+// Delivery adds DHE with AEAD after them, still forward-secret: Windows
+// Server 2012 R2 (Exchange) with an RSA certificate offers no ECDHE-RSA-GCM
+// suite, and with delivery.tls: may a failed handshake would mean a deferral
+// or a plaintext delivery, both worse than DHE-RSA-AES-GCM.
+constexpr const char* kClientCiphers12 =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
 }  // namespace
 
 Expected<std::shared_ptr<TlsContext>> TlsContext::server(const std::string& cert_file,
@@ -34,6 +53,8 @@ Expected<std::shared_ptr<TlsContext>> TlsContext::server(const std::string& cert
   SSL_CTX_set_min_proto_version(ctx, version_of(min_version));
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_set_cipher_list(ctx, kServerCiphers12) != 1)
+    return Error(fmt::format("TLS 1.2 cipher list: {}", openssl_errors()));
   // Partial writes let one SSL_write span several records without retry
   // bookkeeping; moving buffers because our write buffers are std::strings
   // that may be reallocated between retries.
@@ -52,6 +73,8 @@ Expected<std::shared_ptr<TlsContext>> TlsContext::client(const std::string& min_
   if (!ctx) return Error(openssl_errors());
   std::shared_ptr<TlsContext> holder(new TlsContext(ctx));
   SSL_CTX_set_min_proto_version(ctx, version_of(min_version));
+  if (SSL_CTX_set_cipher_list(ctx, kClientCiphers12) != 1)
+    return Error(fmt::format("TLS 1.2 cipher list: {}", openssl_errors()));
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_default_verify_paths(ctx);
   return holder;

@@ -31,6 +31,9 @@ DataReader::Result DataReader::feed(std::string_view in, std::string& out) {
   size_t i = 0;
   for (; i < in.size(); ++i) {
     char c = in[i];
+    // Content, never a line end: the states below count it as they would
+    // any other byte, so framing is unchanged and the message is refused.
+    if (c == '\0') fail(DataError::nul);
     switch (state_) {
       case State::line_start:
         if (c == '.' && mode_ == Mode::dot_terminated) {

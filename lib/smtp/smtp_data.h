@@ -5,7 +5,10 @@
 // not a line end; after an error (or when the message is too big) the reader
 // keeps consuming to the real terminator and emits nothing, so the client's
 // remaining bytes are never read as commands: that is the SMTP smuggling
-// defence. Lines over 998 octets plus CRLF are refused the same way.
+// defence. Lines over 998 octets plus CRLF are refused the same way, and so
+// is any NUL byte: RFC 5322 text has none, and a NUL next to the final dot
+// ("\r\n\0.\r\n", "\r\n.\0\r\n") is what the smtpsmug payloads hope a
+// next hop reads as an end of data.
 #pragma once
 
 #include <cstddef>
@@ -15,7 +18,7 @@
 
 namespace ferry::smtp {
 
-enum class DataError { none, bare_lf, bare_cr, line_too_long };
+enum class DataError { none, bare_lf, bare_cr, line_too_long, nul };
 
 class DataReader {
  public:

@@ -41,6 +41,11 @@ LineScan CommandLineReader::next(std::string_view buf, size_t max_len) {
     r.error = LineError::bare_cr;
     return r;
   }
+  if (line.find('\0') != std::string_view::npos) {
+    r.status = LineScan::Status::error;
+    r.error = LineError::nul;
+    return r;
+  }
   r.status = LineScan::Status::line;
   r.line = line;
   return r;

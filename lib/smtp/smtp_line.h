@@ -2,7 +2,9 @@
 // and nothing else. A bare LF or a bare CR is an error, never a line end:
 // treating them as line ends is what SMTP smuggling exploits. Lines longer
 // than the limit are reported once their end arrives, and their bytes are
-// dropped meanwhile so a client cannot grow our buffer.
+// dropped meanwhile so a client cannot grow our buffer. A NUL byte has no
+// place in any command or SASL response and is refused the same way, before
+// a parser or a log line can cut the text short at it.
 #pragma once
 
 #include <cstddef>
@@ -10,7 +12,7 @@
 
 namespace ferry::smtp {
 
-enum class LineError { none, bare_lf, bare_cr, too_long };
+enum class LineError { none, bare_lf, bare_cr, too_long, nul };
 
 struct LineScan {
   enum class Status { need_more, line, error } status = Status::need_more;

@@ -70,6 +70,35 @@ TEST_CASE("DATA: bare CR and LF in the middle of a line are errors") {
   CHECK(feed("a\r\r\n.\r\n", 1).error == DataError::bare_cr);
 }
 
+TEST_CASE("DATA: a NUL byte anywhere is refused, and never ends the data") {
+  using namespace std::string_literals;
+  // smtpsmug A8 / A11: NUL before or after the final dot, then a smuggled
+  // transaction. Only the real CRLF.CRLF ends the data.
+  for (std::string bad : {"\r\n\0.\r\n"s, "\r\n.\0\r\n"s, "\0"s, "\r\n\0\r\n"s, "\r\n.\0.\r\n"s}) {
+    CAPTURE(bad);
+    std::string in = "Subject: a\r\n\r\nbody" + bad + "MAIL FROM:<evil@x>\r\nRCPT TO:<v@y>\r\nDATA\r\n\r\n.\r\n";
+    for (size_t step : {size_t(1), size_t(2), in.size()}) {
+      CAPTURE(step);
+      auto f = feed(in, step);
+      CHECK(f.done);
+      CHECK(f.consumed == in.size());
+      CHECK(f.error == DataError::nul);
+    }
+  }
+  CHECK(feed("a\0b\r\n.\r\n"s, 1).error == DataError::nul);
+  // The first problem is the one reported.
+  CHECK(feed("a\nb\0\r\n.\r\n"s, 1).error == DataError::bare_lf);
+}
+
+TEST_CASE("BDAT: a NUL byte is refused too") {
+  using namespace std::string_literals;
+  DataReader r(DataReader::Mode::chunked, 1 << 20);
+  std::string out;
+  r.feed("Subject: a\r\n\r\nbo\0dy\r\n"s, out);
+  r.finish_chunked();
+  CHECK(r.error() == DataError::nul);
+}
+
 TEST_CASE("DATA: line length limit is 998 + CRLF") {
   std::string ok(998, 'x');
   CHECK(feed(ok + "\r\n.\r\n", 64).error == DataError::none);

@@ -19,6 +19,8 @@ TEST_CASE("command framing: only CRLF ends a line") {
       {"NOOP", LineScan::Status::need_more, LineError::none, ""},
       {"NOOP\r", LineScan::Status::need_more, LineError::none, ""},
       {"\r\n", LineScan::Status::line, LineError::none, ""},
+      {std::string("NO\0OP\r\n", 7), LineScan::Status::error, LineError::nul, ""},
+      {std::string("MAIL FROM:<a@b>\0\r\n", 18), LineScan::Status::error, LineError::nul, ""},
   };
   for (const auto& c : cases) {
     CommandLineReader r;
