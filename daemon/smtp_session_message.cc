@@ -189,7 +189,7 @@ void SmtpSession::on_commit(spool::WriteRequest& req) {
     close_with(reply(421, "4.3.2", cfg_.server.hostname + " Service shutting down"), "shutdown");
     return;
   }
-  arm_timer();
+  expect_command();  // the next command's deadline counts from this reply
   process();
 }
 
