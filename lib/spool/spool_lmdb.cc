@@ -193,7 +193,7 @@ class LmdbSpool final : public Spool {
     MDB_val k = val(id), v;
     int rc = mdb_get(t.get(), body_, &k, &v);
     if (rc) return lmdb_error(rc, fmt::format("body of {}", id));
-    auto plain = unseal("body", id, view(v));
+    auto plain = body_from_rest(id, view(v));
     if (!plain) return Error(Errc::corrupt, fmt::format("body of {}: {}", id, plain.error().message));
     return plain;
   }
@@ -441,6 +441,18 @@ class LmdbSpool final : public Spool {
     return sealer_->open(stored, std::string(db) + ":" + std::string(key));
   }
 
+  // Bodies at rest: sealed (the AEAD tag is the checksum) or framed with a
+  // CRC-32 (spool_record.h), so a damaged body is Errc::corrupt, never sent.
+  std::string body_at_rest(std::string_view id, std::string_view body) const {
+    return sealer_ ? seal("body", id, body) : frame_body(body);
+  }
+  Expected<std::string> body_from_rest(std::string_view id, std::string_view stored) const {
+    if (sealer_) return sealer_->open(stored, "body:" + std::string(id));
+    if (Sealer::is_sealed(stored))
+      return Error(Errc::corrupt, "record is sealed but spool.encryption_key_file is not set");
+    return unframe_body(id, stored);
+  }
+
   Expected<void> put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view data) {
     MDB_val k = val(key), v = val(data);
     int rc = mdb_put(txn, dbi, &k, &v, 0);
@@ -459,7 +471,7 @@ class LmdbSpool final : public Spool {
       return Error(Errc::full, fmt::format("the filesystem of {} is nearly full ({} bytes free)", opts_.path,
                                            fs_.avail));
     if (auto r = put(txn, msg_, env.id, seal("msg", env.id, rec)); !r) return r;
-    if (auto r = put(txn, body_, env.id, seal("body", env.id, ins.body)); !r) return r;
+    if (auto r = put(txn, body_, env.id, body_at_rest(env.id, ins.body)); !r) return r;
     if (auto r = put(txn, sched_, sched_key(env.next_attempt_ms, env.id), ""); !r) return r;
     if (auto r = put_events(txn, ins.events); !r) return r;
     used += need;
