@@ -149,9 +149,9 @@ class LmdbSpool final : public Spool {
     fs_reserve_ = fs_reserve(reserve_, fs_.total);
     MDB_txn* txn;
     int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
-    if (rc == MDB_PANIC) {
-      reopen_ = true;  // a fatal error we did not see fail (it cannot happen twice)
-    }
+    // A fatal error whose own commit we did not see fail (a reader's
+    // mdb_reader_check, say): reopen before the next batch as well.
+    if (rc == MDB_PANIC) reopen_ = true;
     if (rc) {
       fail_all(batch, lmdb_error(rc, "mdb_txn_begin"));
       return;
