@@ -22,7 +22,9 @@
 // mdb_txn_renew0); then the writer closes and reopens the environment before
 // its next batch. Readers hold env_mu_ shared for the life of their short
 // read transaction, the reopen holds it exclusively, so no reader ever
-// uses a closed environment.
+// uses a closed environment. A reader may nest (a for_each_* callback that
+// reads a body): std::shared_mutex is glibc's reader-preferring rwlock, so a
+// second shared lock never waits behind the writer.
 #include <lmdb.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
