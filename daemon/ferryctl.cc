@@ -1,6 +1,7 @@
-// ferryctl: the admin CLI. `passwd` works offline; every other command is
-// one JSON request over the control socket of a running ferryd (see
-// control.h). Tables for people by default, --json for scripts. Exit
+// ferryctl: the admin CLI. `passwd` and `spool check` work offline (the
+// latter reads the spool read-only, daemon running or not); every other
+// command is one JSON request over the control socket of a running ferryd
+// (see control.h). Tables for people by default, --json for scripts. Exit
 // status: 0 ok, 1 the daemon refused or failed, 2 usage, 3 no daemon.
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@
 
 #include "auth/auth_users.h"
 #include "config/config.h"
+#include "spool/spool_verify.h"
 
 using nlohmann::json;
 
@@ -47,7 +50,9 @@ void usage(FILE* out) {
                "  privacy erase --address A [--keep-suppression]\n"
                "                                   delete A's log events, drop A from queued mail\n"
                "  suppress add ADDRESS [--reason TEXT] | remove ADDRESS | list [--json]\n"
-               "  passwd                           read a password, print an argon2id hash\n");
+               "  passwd                           read a password, print an argon2id hash\n"
+               "  spool check [--bodies] [--json]  verify the spool files (daemon running or not);\n"
+               "                                   --bodies also checks every body's checksum\n");
 }
 
 bool read_password(const char* prompt, std::string& out) {
@@ -174,6 +179,50 @@ void table(const std::vector<std::string>& head, const std::vector<std::vector<s
 
 std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : j.dump(); }
 
+// `spool check`: the same verification ferryd runs at start, on the
+// spool.path of the config. Exit 0 when sound, 1 when damaged or when
+// records have problems.
+int cmd_spool_check(const std::string& config_path, bool as_json, bool bodies) {
+  auto cfg = ferry::config::load_file(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
+    return 2;
+  }
+  std::unique_ptr<ferry::spool::Sealer> sealer;
+  if (!cfg->spool.encryption_key_file.empty()) {
+    auto s = ferry::spool::Sealer::load(cfg->spool.encryption_key_file, cfg->spool.previous_key_files);
+    if (s)
+      sealer = std::make_unique<ferry::spool::Sealer>(std::move(*s));
+    else
+      std::fprintf(stderr, "ferryctl: %s; checking the structure only\n", s.error().message.c_str());
+  }
+  auto c = ferry::spool::check_spool(cfg->spool.path, {sealer.get(), bodies, 0});
+  if (as_json) {
+    std::printf("%s\n", ferry::spool::to_json(c).c_str());
+    return c.ok() ? 0 : 1;
+  }
+  if (!c.exists) {
+    std::printf("ok: %s does not exist yet (a new spool)\n", c.file.c_str());
+    return 0;
+  }
+  if (!c.fatal.empty()) {
+    std::printf("damaged: %s: %s\n", c.file.c_str(), c.fatal.c_str());
+    std::printf("ferryd will not start on it. Restore %s from a backup, or move it aside to start with an "
+                "empty spool.\n",
+                cfg->spool.path.c_str());
+    return 1;
+  }
+  std::printf("%s: %s: %llu messages, %llu bodies, %llu scheduled, %llu pages%s%s\n",
+              c.ok() ? "ok" : "problems", c.file.c_str(), (unsigned long long)c.messages,
+              (unsigned long long)c.bodies, (unsigned long long)c.scheduled, (unsigned long long)c.pages,
+              bodies ? ", every body checksum verified" : "",
+              c.records_unchecked ? " (records are sealed and no key was given: structure only)" : "");
+  for (const auto& p : c.problems) std::printf("  %s\n", p.c_str());
+  if (c.problem_count > c.problems.size())
+    std::printf("  ... and %llu more\n", (unsigned long long)(c.problem_count - c.problems.size()));
+  return c.ok() ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,7 +231,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> words;
   bool as_json = false;
   std::string address, since, domain, reason;
-  bool keep_suppression = false;
+  bool keep_suppression = false, bodies = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* name) {
@@ -209,6 +258,8 @@ int main(int argc, char** argv) {
       reason = value("--reason");
     } else if (a == "--keep-suppression") {
       keep_suppression = true;
+    } else if (a == "--bodies") {
+      bodies = true;
     } else if (a == "-h" || a == "--help") {
       usage(stdout);
       return 0;
@@ -225,6 +276,13 @@ int main(int argc, char** argv) {
   }
   std::string cmd = words[0];
   if (cmd == "passwd") return cmd_passwd();
+  if (cmd == "spool") {
+    if (words.size() != 2 || words[1] != "check") {
+      std::fprintf(stderr, "ferryctl: usage: spool check [--bodies] [--json]\n");
+      return 2;
+    }
+    return cmd_spool_check(config_path, as_json, bodies);
+  }
 
   json req;
   if ((cmd == "queue" || cmd == "log" || cmd == "privacy" || cmd == "suppress") && words.size() >= 2)

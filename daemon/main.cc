@@ -16,6 +16,7 @@
 #include "runtime.h"
 #include "server.h"
 #include "spool/spool.h"
+#include "spool/spool_verify.h"
 #include "util/log.h"
 
 namespace {
@@ -51,6 +52,13 @@ int run(const std::string& config_path) {
   if (cfg->spool.sync == config::SyncMode::none)
     log::warn("spool.sync_none", {{"why", "UNSAFE: no fsync; accepted mail is lost on power failure"}});
 
+  // Before any thread exists: the check forks (spool_verify.h).
+  auto check = spool::check_spool(cfg->spool.path, {sealer.get(), false, 0});
+  if (!check.fatal.empty()) {
+    log::error("ferryd.spool_damaged", {{"file", check.file}, {"error", spool::damaged_advice(check, cfg->spool.path)}});
+    return 1;
+  }
+  for (const auto& p : check.problems) log::warn("spool.check", {{"file", check.file}, {"problem", p}});
   auto spool = spool::open_lmdb_spool({cfg->spool.path, cfg->spool.max_size,
                                        cfg->spool.sync == config::SyncMode::full, sealer});
   if (!spool) {

@@ -3,7 +3,7 @@
 # apt is only called when a package is missing, so a second run costs nothing.
 set -eu
 BUILD="meson ninja-build pkg-config g++ libuv1-dev libssl-dev libc-ares-dev liblmdb-dev
-  libyaml-cpp-dev libfmt-dev nlohmann-json3-dev libsystemd-dev libargon2-dev libcrypt-dev libidn2-dev libmicrohttpd-dev
+  libyaml-cpp-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libsystemd-dev libargon2-dev libcrypt-dev libidn2-dev libmicrohttpd-dev
   doctest-dev openssl"
 TEST="lmdb-utils swaks libnet-ssleay-perl libio-socket-ssl-perl curl python3 python3-aiosmtpd dnsmasq-base mandoc
   clang libclang-rt-14-dev systemd"

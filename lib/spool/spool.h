@@ -35,6 +35,12 @@ struct InsertMessage {
 // Rewrites an envelope after a delivery attempt (recipient states, next
 // attempt). When every recipient is final the message, its body and its
 // schedule entry are deleted in the same transaction.
+// An update never resurrects a message: when its `msg` record is gone
+// (deleted, quarantined or finished by an earlier write) nothing is written,
+// its events included, and the result is Errc::not_found; the caller
+// decides what to log. The schedule row removed is the one of the *stored*
+// envelope (old_next_attempt_ms only when that record cannot be read), so a
+// schedule row never outlives or duplicates its message.
 struct UpdateMessage {
   smtp::Envelope envelope;
   int64_t old_next_attempt_ms = 0;
@@ -130,5 +136,8 @@ struct LmdbOptions {
   std::shared_ptr<const Sealer> sealer;  // set: records sealed at rest (AES-256-GCM)
 };
 Expected<std::unique_ptr<Spool>> open_lmdb_spool(const LmdbOptions& opts);
+// Tests only: the next batch of an LMDB spool reopens its environment, the
+// path a fatal LMDB error (MDB_PANIC) takes. False for other spools.
+bool lmdb_spool_force_reopen(Spool& s);
 
 }  // namespace ferry::spool

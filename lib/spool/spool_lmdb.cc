@@ -10,7 +10,21 @@
 // and then even a delete may not find pages to copy-on-write into. So new
 // messages are refused (Errc::full → 452 4.3.1) once less than a reserve is
 // left, and the reserve stays for deletes and state updates, which is what
-// lets queued mail drain out of a full spool.
+// lets queued mail drain out of a full spool. The same holds for the
+// filesystem under the spool (spool_space.h): inserts stop before it is
+// full, and a write that still hits ENOSPC/EDQUOT is Errc::full, not an
+// I/O error.
+//
+// After a failed commit: if LMDB failed writing data pages (the usual full
+// disk case) it aborts the transaction and the environment stays usable.
+// If it failed writing a meta page it marks the environment fatal and every
+// later transaction gets MDB_PANIC (mdb.c 0.9.24, mdb_env_write_meta and
+// mdb_txn_renew0); then the writer closes and reopens the environment before
+// its next batch. Readers hold env_mu_ shared for the life of their short
+// read transaction, the reopen holds it exclusively, so no reader ever
+// uses a closed environment. A reader may nest (a for_each_* callback that
+// reads a body): std::shared_mutex is glibc's reader-preferring rwlock, so a
+// second shared lock never waits behind the writer.
 #include <lmdb.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
@@ -18,12 +32,15 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <shared_mutex>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "spool/spool.h"
 #include "spool/spool_record.h"
+#include "spool/spool_space.h"
 #include "util/bytes.h"
 #include "util/log.h"
 
@@ -34,14 +51,21 @@ MDB_val val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.d
 std::string_view view(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
 
 Error lmdb_error(int rc, std::string_view what) {
-  Errc code = rc == MDB_MAP_FULL ? Errc::full : rc == MDB_NOTFOUND ? Errc::not_found : Errc::io;
+  Errc code = rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT ? Errc::full
+              : rc == MDB_NOTFOUND                              ? Errc::not_found
+                                                                : Errc::io;
   return Error(code, fmt::format("{}: {}", what, mdb_strerror(rc)));
 }
 
-// A read-only transaction that always ends.
+// A read-only transaction that always ends, holding the environment lock
+// shared so the writer cannot reopen the environment under it. `env` is
+// read after the lock is taken.
 class ReadTxn {
  public:
-  explicit ReadTxn(MDB_env* env) { rc_ = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn_); }
+  ReadTxn(std::shared_mutex& mu, MDB_env* const& env) : lock_(mu) {
+    // No environment: a reopen failed; the writer retries it each batch.
+    rc_ = env ? mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn_) : MDB_PANIC;
+  }
   ~ReadTxn() {
     if (txn_) mdb_txn_abort(txn_);
   }
@@ -51,6 +75,7 @@ class ReadTxn {
   MDB_txn* get() const { return txn_; }
 
  private:
+  std::shared_lock<std::shared_mutex> lock_;
   MDB_txn* txn_ = nullptr;
   int rc_;
 };
@@ -66,33 +91,18 @@ class LmdbSpool final : public Spool {
     std::filesystem::create_directories(o.path, ec);
     if (ec) return Error(Errc::io, fmt::format("spool.path {}: {}", o.path, ec.message()));
     ::chmod(o.path.c_str(), 0700);  // bodies and addresses: owner only
-    int rc = mdb_env_create(&env_);
-    if (rc) return lmdb_error(rc, "mdb_env_create");
-    mdb_env_set_maxdbs(env_, 16);
-    rc = mdb_env_set_mapsize(env_, o.max_size);
-    if (rc) return lmdb_error(rc, "mdb_env_set_mapsize");
-    unsigned flags = MDB_NOTLS;
-    if (!o.sync) flags |= MDB_NOSYNC | MDB_NOMETASYNC;
-    rc = mdb_env_open(env_, o.path.c_str(), flags, 0600);
-    if (rc) return lmdb_error(rc, fmt::format("opening spool {}", o.path));
-    // A reader left behind by a killed process would pin old pages forever.
-    int dead = 0;
-    mdb_reader_check(env_, &dead);
+    opts_ = o;
     map_size_ = o.max_size;
     sealer_ = o.sealer;
     reserve_ = std::max<uint64_t>(o.max_size / 16, 512 * 1024);
+    if (auto r = open_env(); !r) return r;
 
     MDB_txn* txn;
-    rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+    int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
     if (rc) return lmdb_error(rc, "mdb_txn_begin");
-    for (auto [name, dbi] : {std::pair{"msg", &msg_}, {"body", &body_}, {"sched", &sched_},
-                             {"log", &log_}, {"suppress", &suppress_}, {"quarantine", &quarantine_},
-                             {"meta", &meta_}, {"log_addr", &log_addr_}}) {
-      rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
-      if (rc) {
-        mdb_txn_abort(txn);
-        return lmdb_error(rc, fmt::format("opening database {}", name));
-      }
+    if (auto r = open_dbis(txn); !r) {
+      mdb_txn_abort(txn);
+      return r;
     }
     // The audit secret: made once per spool, so audit hashes stay
     // comparable across restarts.
@@ -115,21 +125,35 @@ class LmdbSpool final : public Spool {
     }
     rc = mdb_txn_commit(txn);
     if (rc) return lmdb_error(rc, "mdb_txn_commit");
-    MDB_envinfo info;
-    mdb_env_info(env_, &info);
     MDB_stat st;
     mdb_env_stat(env_, &st);
     page_size_ = st.ms_psize;
     return {};
   }
 
+  // Test seam: makes the next batch reopen the environment, as MDB_PANIC
+  // does (a failing meta-page write cannot be provoked on demand).
+  void force_reopen() { reopen_ = true; }
+
   void apply(std::span<WriteRequest* const> batch) override {
+    if (reopen_) {
+      if (auto r = reopen(); !r) {
+        fail_all(batch, r.error());
+        return;
+      }
+    }
     // Measured before the write transaction starts: LMDB refuses cursors on
     // its free list inside a write transaction, and as the only writer we
     // see the same state from a read transaction.
     uint64_t used = used_bytes();
+    fs_ = probe_fs(opts_.path);
+    fs_room_ = insert_room(fs_, data_file_bytes(), used);
+    fs_reserve_ = fs_reserve(reserve_, fs_.total);
     MDB_txn* txn;
     int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+    // A fatal error whose own commit we did not see fail (a reader's
+    // mdb_reader_check, say): reopen before the next batch as well.
+    if (rc == MDB_PANIC) reopen_ = true;
     if (rc) {
       fail_all(batch, lmdb_error(rc, "mdb_txn_begin"));
       return;
@@ -151,11 +175,11 @@ class LmdbSpool final : public Spool {
       req->result = rc ? Expected<void>(lmdb_error(rc, "nested commit")) : Expected<void>();
     }
     rc = mdb_txn_commit(txn);  // the durable step: fsync unless sync is off
-    if (rc) fail_all(batch, lmdb_error(rc, "spool commit"));
+    if (rc) fail_all(batch, commit_error(rc));
   }
 
   Expected<smtp::Envelope> get_envelope(std::string_view id) override {
-    ReadTxn t(env_);
+    ReadTxn t(env_mu_, env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
     MDB_val k = val(id), v;
     int rc = mdb_get(t.get(), msg_, &k, &v);
@@ -166,19 +190,19 @@ class LmdbSpool final : public Spool {
   }
 
   Expected<std::string> get_body(std::string_view id) override {
-    ReadTxn t(env_);
+    ReadTxn t(env_mu_, env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
     MDB_val k = val(id), v;
     int rc = mdb_get(t.get(), body_, &k, &v);
     if (rc) return lmdb_error(rc, fmt::format("body of {}", id));
-    auto plain = unseal("body", id, view(v));
+    auto plain = body_from_rest(id, view(v));
     if (!plain) return Error(Errc::corrupt, fmt::format("body of {}: {}", id, plain.error().message));
     return plain;
   }
 
   Expected<void> for_each_scheduled(const std::function<bool(const smtp::Envelope&)>& fn,
                                     const std::function<void(const std::string&, int64_t)>& unreadable) override {
-    ReadTxn t(env_);
+    ReadTxn t(env_mu_, env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
     MDB_cursor* cur;
     int rc = mdb_cursor_open(t.get(), sched_, &cur);
@@ -211,7 +235,7 @@ class LmdbSpool final : public Spool {
   }
 
   Expected<void> for_each_log(int64_t since_ms, const std::function<void(const LogEvent&)>& fn) override {
-    ReadTxn t(env_);
+    ReadTxn t(env_mu_, env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
     MDB_cursor* cur;
     int rc = mdb_cursor_open(t.get(), log_, &cur);
@@ -234,7 +258,7 @@ class LmdbSpool final : public Spool {
 
   Expected<void> for_each_log_of(std::string_view address, int64_t since_ms,
                                  const std::function<void(const LogEvent&)>& fn) override {
-    ReadTxn t(env_);
+    ReadTxn t(env_mu_, env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
     MDB_cursor* cur;
     int rc = mdb_cursor_open(t.get(), log_addr_, &cur);
@@ -261,7 +285,7 @@ class LmdbSpool final : public Spool {
 
   Expected<void> for_each_suppression(
       const std::function<void(const std::string&, const std::string&)>& fn) override {
-    ReadTxn t(env_);
+    ReadTxn t(env_mu_, env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
     MDB_cursor* cur;
     int rc = mdb_cursor_open(t.get(), suppress_, &cur);
@@ -285,7 +309,7 @@ class LmdbSpool final : public Spool {
   }
 
   Expected<std::string> first_id() override {
-    ReadTxn t(env_);
+    ReadTxn t(env_mu_, env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
     MDB_cursor* cur;
     int rc = mdb_cursor_open(t.get(), msg_, &cur);
@@ -299,7 +323,7 @@ class LmdbSpool final : public Spool {
   }
 
   Expected<uint64_t> message_count() override {
-    ReadTxn t(env_);
+    ReadTxn t(env_mu_, env_);
     if (t.rc()) return lmdb_error(t.rc(), "mdb_txn_begin");
     MDB_stat st;
     int rc = mdb_stat(t.get(), msg_, &st);
@@ -312,13 +336,84 @@ class LmdbSpool final : public Spool {
     for (WriteRequest* r : batch) r->result = e;
   }
 
+  Expected<void> open_env() {
+    int rc = mdb_env_create(&env_);
+    if (rc) return lmdb_error(rc, "mdb_env_create");
+    mdb_env_set_maxdbs(env_, 16);
+    rc = mdb_env_set_mapsize(env_, opts_.max_size);
+    if (rc) return lmdb_error(rc, "mdb_env_set_mapsize");
+    unsigned flags = MDB_NOTLS;
+    if (!opts_.sync) flags |= MDB_NOSYNC | MDB_NOMETASYNC;
+    rc = mdb_env_open(env_, opts_.path.c_str(), flags, 0600);
+    if (rc) return lmdb_error(rc, fmt::format("opening spool {}", opts_.path));
+    // A reader left behind by a killed process would pin old pages forever.
+    int dead = 0;
+    mdb_reader_check(env_, &dead);
+    return {};
+  }
+
+  Expected<void> open_dbis(MDB_txn* txn) {
+    for (auto [name, dbi] : {std::pair{"msg", &msg_}, {"body", &body_}, {"sched", &sched_},
+                             {"log", &log_}, {"suppress", &suppress_}, {"quarantine", &quarantine_},
+                             {"meta", &meta_}, {"log_addr", &log_addr_}}) {
+      int rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
+      if (rc) return lmdb_error(rc, fmt::format("opening database {}", name));
+    }
+    return {};
+  }
+
+  // Closes and reopens the environment (writer thread, between batches).
+  // Until it succeeds every batch fails with the reason, and the next batch
+  // tries again: a restart is never needed.
+  Expected<void> reopen() {
+    std::unique_lock lock(env_mu_);
+    if (env_) mdb_env_close(env_);
+    env_ = nullptr;
+    if (auto r = open_env(); !r) {
+      if (env_) mdb_env_close(env_);
+      env_ = nullptr;
+      return r;
+    }
+    MDB_txn* txn;
+    int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+    if (rc) return lmdb_error(rc, "mdb_txn_begin (reopen)");
+    if (auto r = open_dbis(txn); !r) {
+      mdb_txn_abort(txn);
+      return r;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc) return commit_error(rc);
+    reopen_ = false;
+    log::warn("spool.reopened", {{"path", opts_.path}});
+    return {};
+  }
+
+  // A failed commit: a full filesystem is Errc::full (452 4.3.1, try
+  // later), whatever way LMDB reported it; MDB_PANIC means reopen.
+  Error commit_error(int rc) {
+    Error e = lmdb_error(rc, "spool commit");
+    if (rc == MDB_PANIC) reopen_ = true;
+    if (e.code != Errc::full && failure_is_full(rc, probe_fs(opts_.path), fs_reserve_)) {
+      e.code = Errc::full;
+      e.message = fmt::format("spool commit: the filesystem of {} is full ({})", opts_.path, mdb_strerror(rc));
+    }
+    return e;
+  }
+
+  uint64_t data_file_bytes() const {
+    int fd = -1;
+    struct stat st;
+    if (mdb_env_get_fd(env_, &fd) != 0 || ::fstat(fd, &st) != 0) return 0;
+    return uint64_t(st.st_size);
+  }
+
   // Bytes in use: pages up to the high-water mark minus those on the free
   // list (walked like mdb_stat -f does; the list is short in practice).
   uint64_t used_bytes() {
     MDB_envinfo info;
     mdb_env_info(env_, &info);
     uint64_t pages = uint64_t(info.me_last_pgno) + 1;
-    ReadTxn t(env_);
+    ReadTxn t(env_mu_, env_);
     MDB_cursor* cur;
     if (t.rc() == 0 && mdb_cursor_open(t.get(), 0, &cur) == 0) {  // dbi 0 is LMDB's free list
       MDB_val k, v;
@@ -348,6 +443,18 @@ class LmdbSpool final : public Spool {
     return sealer_->open(stored, std::string(db) + ":" + std::string(key));
   }
 
+  // Bodies at rest: sealed (the AEAD tag is the checksum) or framed with a
+  // CRC-32 (spool_record.h), so a damaged body is Errc::corrupt, never sent.
+  std::string body_at_rest(std::string_view id, std::string_view body) const {
+    return sealer_ ? seal("body", id, body) : frame_body(body);
+  }
+  Expected<std::string> body_from_rest(std::string_view id, std::string_view stored) const {
+    if (sealer_) return sealer_->open(stored, "body:" + std::string(id));
+    if (Sealer::is_sealed(stored))
+      return Error(Errc::corrupt, "record is sealed but spool.encryption_key_file is not set");
+    return unframe_body(id, stored);
+  }
+
   Expected<void> put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view data) {
     MDB_val k = val(key), v = val(data);
     int rc = mdb_put(txn, dbi, &k, &v, 0);
@@ -362,11 +469,15 @@ class LmdbSpool final : public Spool {
     uint64_t need = (rec.size() + ins.body.size()) * 11 / 10 + 4 * page_size_;
     if (used + need + reserve_ > map_size_)
       return Error(Errc::full, "spool is full (spool.max_size)");
+    if (need + fs_reserve_ > fs_room_)
+      return Error(Errc::full, fmt::format("the filesystem of {} is nearly full ({} bytes free)", opts_.path,
+                                           fs_.avail));
     if (auto r = put(txn, msg_, env.id, seal("msg", env.id, rec)); !r) return r;
-    if (auto r = put(txn, body_, env.id, seal("body", env.id, ins.body)); !r) return r;
+    if (auto r = put(txn, body_, env.id, body_at_rest(env.id, ins.body)); !r) return r;
     if (auto r = put(txn, sched_, sched_key(env.next_attempt_ms, env.id), ""); !r) return r;
     if (auto r = put_events(txn, ins.events); !r) return r;
     used += need;
+    fs_room_ -= need;
     return {};
   }
 
@@ -440,14 +551,26 @@ class LmdbSpool final : public Spool {
 
   // Updates may use the reserve that inserts leave free: they are what
   // drains a full spool.
+  // A message that is gone stays gone (spool.h), and the schedule row
+  // deleted is the stored envelope's: the caller's idea of it may be stale.
   Expected<void> do_op(MDB_txn* txn, UpdateMessage& up, uint64_t&) {
     const auto& env = up.envelope;
-    std::string old_key = sched_key(up.old_next_attempt_ms, env.id);
-    MDB_val ok = val(old_key);
-    int rc = mdb_del(txn, sched_, &ok, nullptr);
-    if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "mdb_del sched");
+    MDB_val k = val(env.id), v;
+    int rc = mdb_get(txn, msg_, &k, &v);
+    if (rc == MDB_NOTFOUND) return Error(Errc::not_found, fmt::format("message {} is gone", env.id));
+    if (rc) return lmdb_error(rc, fmt::format("message {}", env.id));
+    int64_t stored_next = up.old_next_attempt_ms;
+    if (auto plain = unseal("msg", env.id, view(v)); plain) {
+      if (auto old = decode_envelope(env.id, *plain); old) stored_next = old->next_attempt_ms;
+    }
+    for (int64_t t : {stored_next, up.old_next_attempt_ms}) {
+      std::string old_key = sched_key(t, env.id);
+      MDB_val ok = val(old_key);
+      rc = mdb_del(txn, sched_, &ok, nullptr);
+      if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "mdb_del sched");
+    }
     if (all_final(env)) {
-      MDB_val k = val(env.id);
+      k = val(env.id);
       rc = mdb_del(txn, msg_, &k, nullptr);
       if (rc && rc != MDB_NOTFOUND) return lmdb_error(rc, "mdb_del msg");
       rc = mdb_del(txn, body_, &k, nullptr);
@@ -547,7 +670,12 @@ class LmdbSpool final : public Spool {
     return {};
   }
 
+  LmdbOptions opts_;
+  std::shared_mutex env_mu_;  // shared: a read transaction; exclusive: reopen
   MDB_env* env_ = nullptr;
+  bool reopen_ = false;  // writer thread only
+  FsSpace fs_;           // writer thread only: this batch's view of the filesystem
+  uint64_t fs_room_ = UINT64_MAX, fs_reserve_ = 0;
   MDB_dbi msg_ = 0, body_ = 0, sched_ = 0, log_ = 0, suppress_ = 0, quarantine_ = 0, meta_ = 0, log_addr_ = 0;
   std::string audit_secret_;
   std::shared_ptr<const Sealer> sealer_;
@@ -555,6 +683,12 @@ class LmdbSpool final : public Spool {
 };
 
 }  // namespace
+
+bool lmdb_spool_force_reopen(Spool& s) {
+  auto* l = dynamic_cast<LmdbSpool*>(&s);
+  if (l) l->force_reopen();
+  return l != nullptr;
+}
 
 Expected<std::unique_ptr<Spool>> open_lmdb_spool(const LmdbOptions& opts) {
   auto s = std::make_unique<LmdbSpool>();

@@ -31,20 +31,25 @@ class MemSpool final : public Spool {
         add_events(ins->events);
         req->result = {};
       } else if (auto* up = std::get_if<UpdateMessage>(&req->op)) {
+        // As LMDB: a gone message stays gone, the stored schedule row goes.
         const auto& env = up->envelope;
-        sched_.erase(sched_key(up->old_next_attempt_ms, env.id));
         auto it = msgs_.find(env.id);
-        if (it != msgs_.end()) {
-          if (all_final(env)) {
-            used_ -= it->second.first.size() + it->second.second.size();
-            msgs_.erase(it);
-          } else {
-            std::string rec = encode_envelope(env);
-            used_ += rec.size();
-            used_ -= it->second.first.size();
-            it->second.first = std::move(rec);
-            sched_[sched_key(env.next_attempt_ms, env.id)] = env.id;
-          }
+        if (it == msgs_.end()) {
+          req->result = Error(Errc::not_found, "message " + env.id + " is gone");
+          continue;
+        }
+        auto stored = decode_envelope(env.id, it->second.first);
+        if (stored) sched_.erase(sched_key(stored->next_attempt_ms, env.id));
+        sched_.erase(sched_key(up->old_next_attempt_ms, env.id));
+        if (all_final(env)) {
+          used_ -= it->second.first.size() + it->second.second.size();
+          msgs_.erase(it);
+        } else {
+          std::string rec = encode_envelope(env);
+          used_ += rec.size();
+          used_ -= it->second.first.size();
+          it->second.first = std::move(rec);
+          sched_[sched_key(env.next_attempt_ms, env.id)] = env.id;
         }
         add_events(up->events);
         req->result = {};

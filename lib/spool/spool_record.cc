@@ -4,6 +4,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include <atomic>
 
 #include <nlohmann/json.hpp>
@@ -14,7 +16,55 @@
 
 namespace ferry::spool {
 namespace {
-constexpr uint8_t kVersion = 1;
+// 1: fields only (read, never written any more); 2: fields + CRC-32.
+constexpr uint8_t kVersion = 2;
+constexpr std::string_view kBodyMagic{"\0FB\x01", 4};
+
+void put_be32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out += char((v >> shift) & 0xff);
+}
+uint32_t get_be32(std::string_view s) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = v << 8 | uint8_t(s[i]);
+  return v;
+}
+}  // namespace
+
+uint32_t crc32_of(std::string_view data) {
+  return uint32_t(crc32_z(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data.data()), data.size()));
+}
+
+std::string frame_body(std::string_view body) {
+  std::string out;
+  out.reserve(body.size() + kBodyFrameSize);
+  out.append(kBodyMagic);
+  put_be32(out, crc32_of(body));
+  out.append(body);
+  return out;
+}
+
+// Framed, possibly with a damaged magic: three of its four bytes match.
+// Message text (an old raw body) matches at most two, 'F' and 'B': it has
+// neither NUL nor 0x01. So no single flipped bit can pass a framed body off
+// as an old raw one and get it sent unchecked.
+bool is_framed_body(std::string_view stored) {
+  if (stored.size() < kBodyMagic.size()) return !stored.empty() && stored[0] == '\0';
+  int same = 0;
+  for (size_t i = 0; i < kBodyMagic.size(); ++i) same += stored[i] == kBodyMagic[i];
+  return same >= 3;
+}
+
+Expected<std::string> unframe_body(std::string_view id, std::string_view stored) {
+  // Written before checksums: raw bytes (our Received: header first).
+  if (!is_framed_body(stored)) return std::string(stored);
+  if (!stored.starts_with(kBodyMagic))
+    return Error(Errc::corrupt, "body of " + std::string(id) + " has a damaged header");
+  if (stored.size() < kBodyFrameSize)
+    return Error(Errc::corrupt, "body of " + std::string(id) + " is truncated");
+  std::string_view body = stored.substr(kBodyFrameSize);
+  if (crc32_of(body) != get_be32(stored.substr(kBodyMagic.size())))
+    return Error(Errc::corrupt, "body of " + std::string(id) + " fails its checksum");
+  return std::string(body);
 }
 
 std::string encode_envelope(const smtp::Envelope& e) {
@@ -42,19 +92,30 @@ std::string encode_envelope(const smtp::Envelope& e) {
     w.varint(uint64_t(r.last_code));
     w.str(r.last_response);
   }
-  return w.take();
+  std::string out = w.take();
+  put_be32(out, crc32_of(out));
+  return out;
 }
 
 Expected<smtp::Envelope> decode_envelope(std::string_view id, std::string_view data) {
-  ByteReader r(data);
   smtp::Envelope e;
   e.id = std::string(id);
-  uint8_t version = 0, body = 0, utf8 = 0, ret = 0;
-  uint64_t created = 0, next = 0, n = 0;
   auto corrupt = [&] { return Error(Errc::corrupt, "envelope record " + e.id + " is corrupt"); };
-  if (!r.u8(version)) return corrupt();
-  if (version != kVersion)
+  if (data.empty()) return corrupt();
+  uint8_t version = uint8_t(data[0]);
+  if (version != 1 && version != kVersion)
     return Error(Errc::corrupt, "envelope record " + e.id + " has unknown version " + std::to_string(version));
+  if (version >= 2) {
+    if (data.size() < 5) return corrupt();
+    std::string_view fields = data.substr(0, data.size() - 4);
+    if (crc32_of(fields) != get_be32(data.substr(data.size() - 4)))
+      return Error(Errc::corrupt, "envelope record " + e.id + " fails its checksum");
+    data = fields;
+  }
+  ByteReader r(data);
+  uint8_t body = 0, utf8 = 0, ret = 0;
+  uint64_t created = 0, next = 0, n = 0;
+  if (!r.u8(version)) return corrupt();
   if (!(r.str(e.sender) && r.u64(created) && r.u64(next) && r.varint(e.size) && r.u8(body) &&
         r.u8(utf8) && r.u8(ret) && r.str(e.envid) && r.str(e.client_ip) && r.str(e.helo) &&
         r.str(e.auth_user) && r.str(e.listener) && r.varint(n)))

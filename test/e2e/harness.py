@@ -196,7 +196,12 @@ class Ferry:
         return {k.decode() for k in self.spool_dump("msg")}
 
     def spool_body(self, msg_id):
-        return self.spool_dump("body").get(msg_id.encode())
+        """The body bytes, without the checksum frame of an unencrypted body
+        ("\\0FB\\x01" + CRC-32, lib/spool/spool_record.h)."""
+        stored = self.spool_dump("body").get(msg_id.encode())
+        if stored is not None and stored.startswith(b"\0FB\x01"):
+            return stored[8:]
+        return stored
 
 
 def client_tls_context():

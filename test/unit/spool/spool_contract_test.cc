@@ -120,6 +120,56 @@ void contract(Spool& s) {
     REQUIRE(s.for_each_log(6, [&](const LogEvent& ev) { events.push_back(ev.json); }).ok());
     CHECK(events.size() == 2);
   }
+  SUBCASE("an update never resurrects a deleted or finished message") {
+    auto e = envelope("GONE", 100, 2);
+    REQUIRE(insert(s, e, "body").ok());
+    REQUIRE(remove(s, "GONE").ok());
+    e.rcpts[0].attempts = 1;
+    e.next_attempt_ms = 700;
+    WriteRequest up{UpdateMessage{e, 100, {LogEvent{9, "{\"event\":\"deferred\"}", {}}}}, {}, {}};
+    WriteRequest* p = &up;
+    s.apply({&p, 1});
+    CHECK(up.result.error().code == Errc::not_found);
+    CHECK(s.get_envelope("GONE").error().code == Errc::not_found);
+    CHECK(s.get_body("GONE").error().code == Errc::not_found);
+    CHECK(*s.message_count() == 0);
+    int n = 0;
+    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope&) { ++n; return true; }).ok());
+    CHECK(n == 0);
+    int events = 0;
+    REQUIRE(s.for_each_log(0, [&](const LogEvent&) { ++events; }).ok());
+    CHECK(events == 0);  // nothing written for it
+    // Finished by a first update, then a late second one arrives.
+    auto f = envelope("FIN", 100, 1);
+    REQUIRE(insert(s, f, "body").ok());
+    f.rcpts[0].state = smtp::RcptState::delivered;
+    WriteRequest done{UpdateMessage{f, 100, {}}, {}, {}};
+    f.rcpts[0].state = smtp::RcptState::pending;
+    f.next_attempt_ms = 800;
+    WriteRequest late{UpdateMessage{f, 100, {}}, {}, {}};
+    WriteRequest* both[] = {&done, &late};
+    s.apply(both);
+    CHECK(done.result.ok());
+    CHECK(late.result.error().code == Errc::not_found);
+    CHECK(s.get_envelope("FIN").error().code == Errc::not_found);
+    CHECK(*s.message_count() == 0);
+  }
+  SUBCASE("an update with a stale old_next_attempt_ms leaves no second schedule row") {
+    auto e = envelope("STALE", 100, 1);
+    REQUIRE(insert(s, e, "body").ok());
+    e.next_attempt_ms = 900;
+    WriteRequest up{UpdateMessage{e, 555, {}}, {}, {}};  // the caller's idea of the time is wrong
+    WriteRequest* p = &up;
+    s.apply({&p, 1});
+    REQUIRE(up.result.ok());
+    std::vector<int64_t> seen;
+    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope& x) { seen.push_back(x.next_attempt_ms); return true; }).ok());
+    CHECK(seen == std::vector<int64_t>{900});
+    REQUIRE(remove(s, "STALE").ok());
+    seen.clear();
+    REQUIRE(s.for_each_scheduled([&](const smtp::Envelope& x) { seen.push_back(x.next_attempt_ms); return true; }).ok());
+    CHECK(seen.empty());
+  }
   SUBCASE("a full spool refuses one message and keeps the others") {
     std::string big(200 * 1024, 'x');
     int accepted = 0;
@@ -264,6 +314,41 @@ TEST_CASE("LMDB log index: no entry outlives its event; an old spool is indexed 
   CHECK(lmdb_entries(dir.path, "log_addr") == 20);  // 10 events left, two addresses each
 }
 
+TEST_CASE("LMDB: schedule rows never outlive their message") {
+  TempDir dir;
+  {
+    auto s = open_lmdb_spool({dir.path, 8 << 20, true, nullptr});
+    REQUIRE(s.ok());
+    auto e = envelope("X", 100, 1);
+    REQUIRE(insert(**s, e, "b").ok());
+    e.next_attempt_ms = 300;
+    WriteRequest up{UpdateMessage{e, 200, {}}, {}, {}};  // stale old time
+    WriteRequest* p = &up;
+    (*s)->apply({&p, 1});
+    REQUIRE(up.result.ok());
+    REQUIRE(remove(**s, "X").ok());
+    WriteRequest late{UpdateMessage{e, 300, {}}, {}, {}};  // after the delete
+    p = &late;
+    (*s)->apply({&p, 1});
+    CHECK(late.result.error().code == Errc::not_found);
+  }
+  CHECK(lmdb_entries(dir.path, "sched") == 0);
+  CHECK(lmdb_entries(dir.path, "msg") == 0);
+}
+
+TEST_CASE("LMDB: a reopened environment (the MDB_PANIC path) keeps serving reads and writes") {
+  TempDir dir;
+  auto s = open_lmdb_spool({dir.path, 8 << 20, true, nullptr});
+  REQUIRE(s.ok());
+  REQUIRE(insert(**s, envelope("R1", 5), "one").ok());
+  REQUIRE(lmdb_spool_force_reopen(**s));
+  CHECK_FALSE(lmdb_spool_force_reopen(*make_mem_spool(1024)));
+  REQUIRE(insert(**s, envelope("R2", 6), "two").ok());
+  CHECK(*(*s)->get_body("R1") == "one");
+  CHECK(*(*s)->get_body("R2") == "two");
+  CHECK(*(*s)->message_count() == 2);
+}
+
 TEST_CASE("LMDB spool survives reopening") {
   TempDir dir;
   {
@@ -290,9 +375,9 @@ TEST_CASE("envelope records: round trip, truncation and unknown versions") {
   CHECK(back->next_attempt_ms == 77);
   for (size_t cut = 0; cut < rec.size(); ++cut)
     CHECK(decode_envelope("ID", rec.substr(0, cut)).error().code == Errc::corrupt);
-  std::string v2 = rec;
-  v2[0] = 2;
-  CHECK_FALSE(decode_envelope("ID", v2).ok());
+  std::string v3 = rec;
+  v3[0] = 3;
+  CHECK(decode_envelope("ID", v3).error().message.find("unknown version 3") != std::string::npos);
   CHECK_FALSE(decode_envelope("ID", rec + "x").ok());
 }
 
