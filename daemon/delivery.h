@@ -77,6 +77,7 @@ class DeliveryManager {
     size_t next = 0;
     uint16_t port = 25;
     std::string last_error;
+    std::string last_mx;  // host of the last connection tried, for the deferral event
     bool retried_fresh = false;
     bool eight_bit = false;  // from the one header scan in start_job
     const config::RouteConfig* route = nullptr;

@@ -127,19 +127,22 @@ void DeliveryManager::try_next(uint64_t job_id) {
   if (stopping_ || rj.next >= rj.candidates.size()) {
     std::string why = rj.last_error.empty() ? "no host could be reached" : rj.last_error;
     std::vector<smtp::Reply> replies(rj.job.rcpts.size(), reply(451, "4.4.1", why));
-    return complete_job(job_id, /*connection_failed=*/!stopping_, replies, "", "");
+    // The deferral names the host last talked to (the events' mx field).
+    return complete_job(job_id, /*connection_failed=*/!stopping_, replies, rj.last_mx, "");
   }
-  const Candidate& c = rj.candidates[rj.next++];
+  const Candidate c = rj.candidates[rj.next++];
   std::string key = fmt::format("{}:{}", c.ip, rj.port);
   if (SmtpClient* idle = pool_.take(key)) return run_txn(job_id, idle, true);
   SmtpClient* client = new_client(c.host, rj.route);
   client->open(server_.loop(), c.ip, rj.port,
-               [this, job_id](SmtpClient* cl, std::string error, bool) {
+               [this, job_id, c](SmtpClient* cl, std::string error, bool) {
                  auto jit = jobs_.find(job_id);
                  if (jit == jobs_.end()) return;
+                 RunningJob& rj = *jit->second;
                  if (!error.empty()) {
-                   jit->second->last_error = error;
-                   log::info("delivery.connect_failed", {{"id", jit->second->job.msg_id}, {"error", error}});
+                   rj.last_error = error;
+                   rj.last_mx = c.host;
+                   log::info("delivery.connect_failed", {{"id", rj.job.msg_id}, {"mx", c.host}, {"error", error}});
                    return try_next(job_id);
                  }
                  run_txn(job_id, cl, false);
@@ -202,6 +205,7 @@ void DeliveryManager::run_txn(uint64_t job_id, SmtpClient* client, bool reused) 
     RunningJob& rj = *jit->second;
     if (!res.completed) {
       rj.last_error = res.error;
+      rj.last_mx = client->host_name();
       if (reused && !rj.retried_fresh) {
         // A cached connection may have been closed by the server while
         // idle: one more try on a fresh connection to the same host.

@@ -288,13 +288,29 @@ void SmtpClient::on_closed(const std::string& reason) {
   if (timer_) timer_->stop();
   std::string why = fmt::format("{}[{}]: {}", host_, ip_, reason);
   if (auto cb = std::move(ready_cb_)) cb(this, why, false);
-  if (auto cb = std::move(txn_cb_)) {
-    TxnResult res;
+  if (auto cb = std::move(txn_cb_)) cb(result_after_close(why));
+  hooks_.closed(this);  // last statement: the owner deletes this client
+}
+
+TxnResult SmtpClient::result_after_close(const std::string& why) const {
+  // A server that answers 421 to MAIL or a (pipelined) RCPT and hangs up
+  // has told us why (RFC 5321 §3.8): that reply is the outcome of every
+  // recipient it did not refuse for good, not "connection lost". Nothing
+  // was delivered, since no DATA was answered.
+  const Reply* closing = mail_reply_.code == 421 ? &mail_reply_ : nullptr;
+  for (const auto& r : rcpt_replies_)
+    if (!closing && r.code == 421) closing = &r;
+  TxnResult res;
+  if (!closing) {
     res.completed = false;
     res.error = "connection lost: " + why;
-    cb(std::move(res));
+    return res;
   }
-  hooks_.closed(this);  // last statement: the owner deletes this client
+  res.completed = true;
+  res.replies.resize(rcpt_replies_.size());
+  for (size_t i = 0; i < rcpt_replies_.size(); ++i)
+    res.replies[i] = mail_reply_.positive() && rcpt_replies_[i].permanent() ? rcpt_replies_[i] : *closing;
+  return res;
 }
 
 }  // namespace ferry

@@ -91,6 +91,7 @@ class SmtpClient final : public net::Connection::Handler {
   void fail_open(const std::string& error, bool permanent);
   void finish_txn();
   void fail(const std::string& why);
+  TxnResult result_after_close(const std::string& why) const;
 
   uint64_t id_;
   std::string host_;
