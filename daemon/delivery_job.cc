@@ -141,11 +141,11 @@ void DeliveryManager::try_next(uint64_t job_id) {
     return complete_job(job_id, /*connection_failed=*/!stopping_, replies, rj.last_mx, "");
   }
   const Candidate c = rj.candidates[rj.next++];
-  std::string key = pool_key(c.ip, rj.port, rj.route);
-  if (SmtpClient* idle = pool_.take(key)) return run_txn(job_id, idle, true);
   bool plaintext = rj.plaintext_retry ||
                    (tls_may_fall_back(rj.route) && tls_fallback_.plaintext(fmt::format("{}:{}", c.host, rj.port), now()));
-  rj.plaintext_retry = false;
+  rj.plaintext_retry = false;  // for this candidate only
+  std::string key = pool_key(c.ip, rj.port, rj.route);
+  if (SmtpClient* idle = pool_.take(key)) return run_txn(job_id, idle, true);
   SmtpClient* client = new_client(c.host, rj.route, plaintext);
   client->open(server_.loop(), c.ip, rj.port,
                [this, job_id, c](SmtpClient* cl, std::string error, bool) {

@@ -6,7 +6,9 @@
 
 namespace ferry::net {
 
-void tls_clear_errors() { ERR_clear_error(); }
+void tls_clear_errors() {
+  ERR_clear_error();
+}
 
 std::string tls_failure_text(int ssl_error) {
   std::string out;

@@ -13,8 +13,9 @@ void TlsFallbackMemory::remember(const std::string& host, int64_t now_ms, int64_
     if (until_.size() >= kMaxHosts) {
       // Still full of live entries: the one that would expire first goes
       // (a linear scan, but only on this rare path).
-      auto first = std::min_element(until_.begin(), until_.end(),
-                                    [](const auto& a, const auto& b) { return a.second < b.second; });
+      auto first = std::min_element(until_.begin(), until_.end(), [](const auto& a, const auto& b) {
+        return a.second < b.second;
+      });
       until_.erase(first);
     }
   }
