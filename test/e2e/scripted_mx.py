@@ -7,6 +7,7 @@ batch.
 
 Behaviours:
   ok               plain SMTP with PIPELINING, no STARTTLS
+  good_tls         plain SMTP with a working STARTTLS (self-signed certificate)
   broken_tls       offers STARTTLS and answers 220, then does a TLS 1.2
                    handshake that sends its self-signed certificate, demands
                    a client certificate and aborts with a handshake_failure
@@ -52,6 +53,8 @@ class ScriptedMx:
         self.tls_ctx.load_cert_chain(f"{certdir}/cert.pem", f"{certdir}/key.pem")
         self.tls_ctx.verify_mode = ssl.CERT_REQUIRED  # ferry has no client certificate: abort
         self.tls_ctx.load_verify_locations(f"{certdir}/cert.pem")
+        if behaviour == "good_tls":
+            self.tls_ctx.verify_mode = ssl.CERT_NONE
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((ip, port))
@@ -120,7 +123,7 @@ class ScriptedMx:
             verb = line[:4].upper()
             if verb in (b"EHLO", b"HELO"):
                 caps = [b"250-scripted", b"250-PIPELINING", b"250-8BITMIME"]
-                if self.behaviour == "broken_tls" and not tls:
+                if self.behaviour in ("broken_tls", "good_tls") and not tls:
                     caps.append(b"250-STARTTLS")
                 caps.append(b"250 SIZE 10000000")
                 sock.sendall(b"\r\n".join(caps) + b"\r\n")
@@ -130,7 +133,7 @@ class ScriptedMx:
                 sock.sendall(b"220 2.0.0 go ahead\r\n")
                 tls_sock = self.tls_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
                 current.append(tls_sock)
-                tls_sock.do_handshake()  # raises: no client certificate → alert, close
+                tls_sock.do_handshake()  # broken_tls raises: no client certificate → alert, close
                 sock, tls, lines = tls_sock, True, _Lines(tls_sock)
             elif verb == b"MAIL":
                 mail, rcpts = line[10:].decode(errors="replace").strip("<> "), []
