@@ -28,6 +28,7 @@
 #include "net/net_timer.h"
 #include "runtime.h"
 #include "sched/sched.h"
+#include "sched/sched_tls_fallback.h"
 #include "smtp/smtp_envelope.h"
 #include "smtp/smtp_reply.h"
 #include "smtp_client.h"
@@ -89,6 +90,8 @@ class DeliveryManager {
     size_t next = 0;
     uint16_t port = 25;
     std::string last_error;
+    std::string last_mx;          // host of the last connection tried, for the deferral event
+    bool plaintext_retry = false;  // next connection: no STARTTLS (delivery.tls: may fallback)
     bool retried_fresh = false;
     bool eight_bit = false;  // from the one header scan in start_job
     const config::RouteConfig* route = nullptr;
@@ -133,7 +136,9 @@ class DeliveryManager {
   void try_next(uint64_t job_id);
   void run_txn(uint64_t job_id, SmtpClient* client, bool reused);
   void fail_job_now(uint64_t job_id, const smtp::Reply& r, bool connection_failed);
-  SmtpClient* new_client(const std::string& host, const config::RouteConfig* route);
+  SmtpClient* new_client(const std::string& host, const config::RouteConfig* route, bool plaintext);
+  bool tls_may_fall_back(const config::RouteConfig* route) const;
+  void tls_fallback(RunningJob& rj, const Candidate& c, const std::string& error);
   void client_closed(SmtpClient* c);
   ClientSettings client_settings(const config::RouteConfig* route) const;
 
@@ -143,6 +148,7 @@ class DeliveryManager {
   std::shared_ptr<const Runtime> rt_;
   sched::Scheduler sched_;
   ConnectionPool pool_;
+  sched::TlsFallbackMemory tls_fallback_;  // MX hosts (host:port) sent plaintext for now
   std::unordered_map<std::string, Active> active_;
   std::map<uint64_t, std::unique_ptr<RunningJob>> jobs_;
   std::map<SmtpClient*, std::unique_ptr<SmtpClient>> clients_;

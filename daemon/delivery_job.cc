@@ -31,6 +31,16 @@ std::string encode_dsn_params(const smtp::EnvelopeRcpt& r) {
   if (!r.orcpt.empty()) p += " ORCPT=" + r.orcpt;
   return p;
 }
+
+// Idle connections are shared only by jobs that would have opened the same
+// one: same address and port, same AUTH identity. A route's authenticated
+// session must not carry unauthenticated mail, and a route with credentials
+// must never inherit a plaintext session (e.g. a may fallback to that host).
+std::string pool_key(const std::string& ip, uint16_t port, const config::RouteConfig* route) {
+  std::string key = fmt::format("{}:{}", ip, port);
+  if (route && !route->username.empty()) key += " auth=" + route->username;
+  return key;
+}
 }  // namespace
 
 ClientSettings DeliveryManager::client_settings(const config::RouteConfig* route) const {
@@ -131,28 +141,58 @@ void DeliveryManager::try_next(uint64_t job_id) {
   if (stopping_ || rj.next >= rj.candidates.size()) {
     std::string why = rj.last_error.empty() ? "no host could be reached" : rj.last_error;
     std::vector<smtp::Reply> replies(rj.job.rcpts.size(), reply(451, "4.4.1", why));
-    return complete_job(job_id, /*connection_failed=*/!stopping_, replies, "", "");
+    // The deferral names the host last talked to (the events' mx field).
+    return complete_job(job_id, /*connection_failed=*/!stopping_, replies, rj.last_mx, "");
   }
-  const Candidate& c = rj.candidates[rj.next++];
-  std::string key = fmt::format("{}:{}", c.ip, rj.port);
+  const Candidate c = rj.candidates[rj.next++];
+  bool plaintext = rj.plaintext_retry ||
+                   (tls_may_fall_back(rj.route) && tls_fallback_.plaintext(fmt::format("{}:{}", c.host, rj.port), now()));
+  rj.plaintext_retry = false;  // for this candidate only
+  std::string key = pool_key(c.ip, rj.port, rj.route);
   if (SmtpClient* idle = pool_.take(key)) return run_txn(job_id, idle, true);
-  SmtpClient* client = new_client(c.host, rj.route);
+  SmtpClient* client = new_client(c.host, rj.route, plaintext);
   client->open(server_.loop(), c.ip, rj.port,
-               [this, job_id](SmtpClient* cl, std::string error, bool) {
+               [this, job_id, c](SmtpClient* cl, std::string error, bool) {
                  auto jit = jobs_.find(job_id);
                  if (jit == jobs_.end()) return;
+                 RunningJob& rj = *jit->second;
                  if (!error.empty()) {
-                   jit->second->last_error = error;
-                   log::info("delivery.connect_failed", {{"id", jit->second->job.msg_id}, {"error", error}});
+                   rj.last_error = error;
+                   rj.last_mx = c.host;
+                   log::info("delivery.connect_failed", {{"id", rj.job.msg_id}, {"mx", c.host}, {"error", error}});
+                   if (cl->tls_failed() && tls_may_fall_back(rj.route)) tls_fallback(rj, c, error);
                    return try_next(job_id);
                  }
                  run_txn(job_id, cl, false);
                });
 }
 
-SmtpClient* DeliveryManager::new_client(const std::string& host, const config::RouteConfig* route) {
+bool DeliveryManager::tls_may_fall_back(const config::RouteConfig* route) const {
+  // encrypt/verify promise TLS, and credentials never travel in clear
+  // (unless delivery.tls: none, where no STARTTLS is tried anyway).
+  return rt_->cfg.delivery.tls == config::OutTls::may && !(route && !route->username.empty());
+}
+
+void DeliveryManager::tls_fallback(RunningJob& rj, const Candidate& c, const std::string& error) {
+  // Opportunistic TLS must never cost the delivery: the same host again, at
+  // once, without STARTTLS (as Postfix and Exim do), and remembered so the
+  // next messages skip the doomed handshake (KumoMTA's remember_broken_tls).
+  const auto ttl = rt_->cfg.delivery.tls_fallback_ttl;
+  tls_fallback_.remember(fmt::format("{}:{}", c.host, rj.port), now(), int64_t(ttl.count()));
+  server_.metrics().tls_fallbacks++;
+  log::warn("delivery.tls_fallback", {{"id", rj.job.msg_id},
+                                      {"mx", c.host},
+                                      {"ip", c.ip},
+                                      {"error", error},
+                                      {"plaintext_for_ms", int64_t(ttl.count())}});
+  rj.plaintext_retry = true;
+  rj.next--;  // the same candidate again
+}
+
+SmtpClient* DeliveryManager::new_client(const std::string& host, const config::RouteConfig* route, bool plaintext) {
   ClientSettings s = client_settings(route);
   s.sni = host;
+  s.skip_starttls = plaintext;
   auto c = std::make_unique<SmtpClient>(next_client_id_++, host, std::move(s),
                                         SmtpClient::Hooks{[this](SmtpClient* cl) { client_closed(cl); }});
   SmtpClient* p = c.get();
@@ -203,13 +243,14 @@ void DeliveryManager::run_txn(uint64_t job_id, SmtpClient* client, bool reused) 
   tx.body = &rj.body;
   tx.needs_smtputf8 = env.smtputf8;
   tx.eight_bit = env.body == smtp::BodyType::eightbitmime || rj.eight_bit;
-  std::string key = fmt::format("{}:{}", client->ip(), rj.port);
+  std::string key = pool_key(client->ip(), rj.port, rj.route);
   client->send(std::move(tx), [this, job_id, client, reused, key](TxnResult res) {
     auto jit = jobs_.find(job_id);
     if (jit == jobs_.end()) return;
     RunningJob& rj = *jit->second;
     if (!res.completed) {
       rj.last_error = res.error;
+      rj.last_mx = client->host_name();
       if (reused && !rj.retried_fresh) {
         // A cached connection may have been closed by the server while
         // idle: one more try on a fresh connection to the same host.

@@ -1,6 +1,7 @@
-// Idle outbound connections kept for reuse, keyed by "ip:port": a session
-// to an MX host serves the next message for any destination that host
-// serves. Each idle connection closes after delivery.idle_timeout.
+// Idle outbound connections kept for reuse, keyed by "ip:port" (plus the
+// AUTH identity of a route with credentials): a session to an MX host
+// serves the next message for any destination that host serves. Each idle
+// connection closes after delivery.idle_timeout.
 #pragma once
 
 #include <uv.h>

@@ -52,6 +52,9 @@ std::string render_metrics(const Metrics& m) {
   out += "# HELP ferry_tls_handshakes_total Completed TLS handshakes.\n# TYPE ferry_tls_handshakes_total counter\n";
   out += fmt::format("ferry_tls_handshakes_total{{direction=\"in\"}} {}\n", v(m.tls_in));
   out += fmt::format("ferry_tls_handshakes_total{{direction=\"out\"}} {}\n", v(m.tls_out));
+  counter(out, "ferry_tls_fallbacks_total",
+          "Outbound STARTTLS handshakes that failed under delivery.tls: may; the host was retried in plaintext.",
+          v(m.tls_fallbacks));
   counter(out, "ferry_auth_failures_total", "Failed AUTH attempts.", v(m.auth_failures));
   out += "# HELP ferry_reloads_total Configuration reloads.\n# TYPE ferry_reloads_total counter\n";
   out += fmt::format("ferry_reloads_total{{result=\"ok\"}} {}\n", v(m.reloads_ok));

@@ -22,6 +22,7 @@ struct Metrics {
   C delivered{0}, deferred{0}, bounced{0}, expired{0};
   C dns_lookups{0}, dns_failures{0};
   C tls_in{0}, tls_out{0};
+  C tls_fallbacks{0};  // delivery.tls: may handshakes that failed and were retried in plaintext
   C auth_failures{0};
   C reloads_ok{0}, reloads_failed{0};
   C queue_messages{0}, queue_oldest_age_s{0};

@@ -53,7 +53,7 @@ void SmtpClient::open(uv_loop_t* loop, const std::string& ip, uint16_t port, Rea
 }
 
 void SmtpClient::after_ehlo() {
-  bool want_tls = s_.tls != config::OutTls::none && s_.tls_ctx;
+  bool want_tls = s_.tls != config::OutTls::none && s_.tls_ctx && !s_.skip_starttls;
   if (!conn_->tls_active() && want_tls && caps_.starttls) {
     command("STARTTLS", [this](const Reply& r) {
       if (r.code != 220) {
@@ -61,6 +61,10 @@ void SmtpClient::after_ehlo() {
         return fail_open("STARTTLS: " + r.summary(), false);
       }
       in_.clear();  // nothing the server sent before TLS may count after it
+      in_tls_setup_ = true;
+      // No reply is expected during the handshake, so nothing else bounds
+      // it: a server that stalls there must time out like any command.
+      timer_->start(s_.command_timeout_ms);
       conn_->start_tls_client(s_.tls_ctx, s_.sni, s_.tls == config::OutTls::verify);
     });
     return;
@@ -92,6 +96,7 @@ void SmtpClient::after_tls_refused() {
 void SmtpClient::on_tls_ready() {
   if (s_.tls_counter) (*s_.tls_counter)++;
   command("EHLO " + s_.helo, [this](const Reply& e) {
+    in_tls_setup_ = false;
     if (e.code != 250) return fail_open("EHLO after STARTTLS: " + e.summary(), false);
     caps_ = smtp::parse_ehlo(e);
     after_ehlo();
@@ -286,15 +291,32 @@ void SmtpClient::on_closed(const std::string& reason) {
   closing_ = true;
   ready_ = false;
   if (timer_) timer_->stop();
+  if (in_tls_setup_) tls_failed_ = true;
   std::string why = fmt::format("{}[{}]: {}", host_, ip_, reason);
   if (auto cb = std::move(ready_cb_)) cb(this, why, false);
-  if (auto cb = std::move(txn_cb_)) {
-    TxnResult res;
+  if (auto cb = std::move(txn_cb_)) cb(result_after_close(why));
+  hooks_.closed(this);  // last statement: the owner deletes this client
+}
+
+TxnResult SmtpClient::result_after_close(const std::string& why) const {
+  // A server that answers 421 to MAIL or a (pipelined) RCPT and hangs up
+  // has told us why (RFC 5321 §3.8): that reply is the outcome of every
+  // recipient it did not refuse for good, not "connection lost". Nothing
+  // was delivered, since no DATA was answered.
+  const Reply* closing = mail_reply_.code == 421 ? &mail_reply_ : nullptr;
+  for (const auto& r : rcpt_replies_)
+    if (!closing && r.code == 421) closing = &r;
+  TxnResult res;
+  if (!closing) {
     res.completed = false;
     res.error = "connection lost: " + why;
-    cb(std::move(res));
+    return res;
   }
-  hooks_.closed(this);  // last statement: the owner deletes this client
+  res.completed = true;
+  res.replies.resize(rcpt_replies_.size());
+  for (size_t i = 0; i < rcpt_replies_.size(); ++i)
+    res.replies[i] = mail_reply_.positive() && rcpt_replies_[i].permanent() ? rcpt_replies_[i] : *closing;
+  return res;
 }
 
 }  // namespace ferry

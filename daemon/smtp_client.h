@@ -30,6 +30,9 @@ struct ClientSettings {
   config::OutTls tls = config::OutTls::may;
   std::shared_ptr<net::TlsContext> tls_ctx;
   std::string sni;  // the MX host name
+  // delivery.tls: may and this host's STARTTLS is known to be broken: do not
+  // offer to start TLS at all (the plaintext fallback).
+  bool skip_starttls = false;
   std::string auth_user, auth_password;
   uint64_t connect_timeout_ms = 30'000;
   uint64_t command_timeout_ms = 300'000;  // RFC 5321 §4.5.3.2: 5 minutes
@@ -76,6 +79,10 @@ class SmtpClient final : public net::Connection::Handler {
   const std::string& host_name() const { return host_; }
   const std::string& ip() const { return ip_; }
   std::string tls_version() const { return conn_ ? conn_->tls_version() : ""; }
+  // The connection ended between the server's 220 to STARTTLS and its reply
+  // to the EHLO inside TLS: the handshake (or the TLS session right after
+  // it) failed. What delivery.tls: may falls back to plaintext on.
+  bool tls_failed() const { return tls_failed_; }
 
   void on_read(std::string_view data) override;
   void on_tls_ready() override;
@@ -91,6 +98,7 @@ class SmtpClient final : public net::Connection::Handler {
   void fail_open(const std::string& error, bool permanent);
   void finish_txn();
   void fail(const std::string& why);
+  TxnResult result_after_close(const std::string& why) const;
 
   uint64_t id_;
   std::string host_;
@@ -104,6 +112,8 @@ class SmtpClient final : public net::Connection::Handler {
   std::deque<std::pair<Handler, uint64_t>> expect_;
   smtp::Capabilities caps_;
   bool tried_helo_ = false;
+  bool in_tls_setup_ = false;  // STARTTLS accepted, EHLO inside TLS not yet answered
+  bool tls_failed_ = false;
   bool ready_ = false;
   bool busy_ = false;
   bool closing_ = false;

@@ -87,6 +87,7 @@ struct Config {
     Duration idle_timeout{};
     Duration connect_timeout{};
     OutTls tls = OutTls::may;
+    Duration tls_fallback_ttl{};  // may: how long a host with broken STARTTLS gets plaintext
     struct {
       Duration min_backoff{}, max_backoff{}, max_lifetime{};
     } retry;

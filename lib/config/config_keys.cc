@@ -225,6 +225,11 @@ const Key<C> kConfigKeys[] = {
                                              {"encrypt", OutTls::encrypt},
                                              {"verify", OutTls::verify}});
      }},
+    {"delivery.tls_fallback_ttl", "1h",
+     "With delivery.tls: may, an MX host whose STARTTLS handshake failed is retried at once "
+     "without STARTTLS and then sent plaintext for this long (0: retry at once, remember nothing). "
+     "encrypt, verify and routes with a username never fall back.",
+     [](C& c, const YAML::Node& n, Ctx&) { c.delivery.tls_fallback_ttl = get_duration(n); }},
     {"delivery.retry.min_backoff", "5m", "Shortest wait before retrying a deferred recipient.",
      [](C& c, const YAML::Node& n, Ctx&) { c.delivery.retry.min_backoff = get_duration(n); }},
     {"delivery.retry.max_backoff", "1h", "Longest wait between retries.",

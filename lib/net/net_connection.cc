@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <openssl/err.h>
 
+#include "net/net_tls_error.h"
 #include "util/log.h"
 
 namespace ferry::net {
@@ -106,6 +107,7 @@ void Connection::connect(uv_loop_t* loop, const std::string& ip, uint16_t port, 
         return;
       }
       std::unique_ptr<Connection> c(new Connection);
+      c->outbound_ = true;
       c->tcp_ = o->tcp;
       c->tcp_->data = c.get();
       uv_tcp_nodelay(c->tcp_, 1);
@@ -160,7 +162,12 @@ void Connection::on_read_cb(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* self = static_cast<Connection*>(s->data);
   if (self == nullptr || self->closing_) return;
   if (n < 0) {
-    self->close(n == UV_EOF ? "client closed connection" : uv_strerror(int(n)));
+    std::string why = n != UV_EOF ? uv_strerror(int(n))
+                      : self->outbound_ ? "server closed connection"  // we are the SMTP client
+                                        : "client closed connection";
+    if (self->ssl_ && !self->handshake_done_)  // the peer gave up on the handshake
+      return self->close_tls_error("TLS handshake failed: connection closed by peer (" + why + ")");
+    self->close(why);
     return;
   }
   if (n == 0) return;
@@ -206,32 +213,61 @@ void Connection::reinject(std::string_view data) {
 
 void Connection::start_tls_client(std::shared_ptr<TlsContext> ctx, const std::string& sni, bool verify) {
   make_ssl(std::move(ctx));
+  verify_peer_ = verify;
+  tls_clear_errors();
   SSL_set_connect_state(ssl_);
   if (!sni.empty()) SSL_set_tlsext_host_name(ssl_, sni.c_str());
   if (verify) {
     SSL_set_verify(ssl_, SSL_VERIFY_PEER, nullptr);
     SSL_set1_host(ssl_, sni.c_str());
   }
+  tls_clear_errors();
   int rc = SSL_do_handshake(ssl_);  // ClientHello
   flush_tls();
   if (rc != 1) {
     int err = SSL_get_error(ssl_, rc);
     if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
-      close("TLS handshake failed: " + openssl_errors());
+      close_tls_error(handshake_failure(err));
   }
+}
+
+std::string Connection::handshake_failure(int ssl_error) {
+  // Only a client that asked for verification (delivery.tls: verify) reports
+  // the certificate: OpenSSL records a verify result even under
+  // SSL_VERIFY_NONE, and "self-signed certificate" would then hide the real
+  // reason an opportunistic handshake failed.
+  if (verify_peer_) {
+    long vr = SSL_get_verify_result(ssl_);
+    if (vr != X509_V_OK) {
+      tls_clear_errors();  // the queue says the same; never leave it for another connection
+      return std::string("TLS certificate verification failed: ") + X509_verify_cert_error_string(vr);
+    }
+  }
+  return "TLS handshake failed: " + tls_failure_text(ssl_error);
+}
+
+void Connection::close_tls_error(std::string reason) {
+  if (closing_ || !tcp_) return;
+  // Every close caused by TLS is logged here, once, whoever owns the
+  // connection (an inbound session logs its closes at debug level only).
+  log::warn("net.tls_error", {{"side", outbound_ ? "client" : "server"},
+                              {"peer", peer_ip_},
+                              {"peer_port", peer_port_},
+                              {"local_port", local_port_},
+                              {"error", reason}});
+  close(std::move(reason));
 }
 
 void Connection::handle_ciphertext(std::string_view data) {
   BIO_write(rbio_, data.data(), int(data.size()));
   if (!handshake_done_) {
+    tls_clear_errors();
     int rc = SSL_do_handshake(ssl_);
     flush_tls();
     if (rc != 1) {
       int err = SSL_get_error(ssl_, rc);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
-      long vr = SSL_get_verify_result(ssl_);
-      close(vr != X509_V_OK ? std::string("TLS certificate verification failed: ") + X509_verify_cert_error_string(vr)
-                            : "TLS handshake failed: " + openssl_errors());
+      close_tls_error(handshake_failure(err));
       return;
     }
     handshake_done_ = true;
@@ -241,6 +277,7 @@ void Connection::handle_ciphertext(std::string_view data) {
   // Drain every decrypted byte; the handler buffers what it cannot use yet.
   char buf[16 * 1024];
   for (;;) {
+    tls_clear_errors();  // the handler may have run OpenSSL code (DKIM, spool crypto) since
     int n = SSL_read(ssl_, buf, sizeof buf);
     if (n > 0) {
       if (handler_) handler_->on_read(std::string_view(buf, size_t(n)));
@@ -254,7 +291,7 @@ void Connection::handle_ciphertext(std::string_view data) {
       close("client closed TLS");
       return;
     }
-    close("TLS error: " + openssl_errors());
+    close_tls_error("TLS error: " + tls_failure_text(err));
     return;
   }
 }
@@ -271,9 +308,10 @@ void Connection::write(std::string_view data) {
   if (closing_ || !tcp_) return;
   if (ssl_) {
     while (!data.empty()) {
+      tls_clear_errors();
       int n = SSL_write(ssl_, data.data(), int(data.size()));
       if (n <= 0) {
-        close("TLS write failed: " + openssl_errors());
+        close_tls_error("TLS write failed: " + tls_failure_text(SSL_get_error(ssl_, n)));
         return;
       }
       data.remove_prefix(size_t(n));
@@ -307,7 +345,9 @@ void Connection::raw_write(std::string data) {
 void Connection::close_after_flush(std::string reason) {
   if (closing_) return;
   if (ssl_ && handshake_done_) {
+    tls_clear_errors();
     SSL_shutdown(ssl_);  // close_notify, so the client sees a clean TLS end
+    tls_clear_errors();  // a failed close_notify changes nothing: we close anyway
     flush_tls();
   }
   flush_then_close_ = true;

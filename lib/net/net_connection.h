@@ -76,6 +76,11 @@ class Connection {
   void flush_tls();
   void raw_write(std::string data);
   void maybe_finish_close();
+  // Closes for a TLS failure and logs it (net.tls_error), so that no
+  // TLS-caused close goes unseen.
+  void close_tls_error(std::string reason);
+  // Text for a failed handshake, draining the thread's error queue.
+  std::string handshake_failure(int ssl_error);
 
   uv_tcp_t* tcp_ = nullptr;
   Handler* handler_ = nullptr;
@@ -84,6 +89,8 @@ class Connection {
   BIO* rbio_ = nullptr;  // network → OpenSSL
   BIO* wbio_ = nullptr;  // OpenSSL → network
   bool handshake_done_ = false;
+  bool outbound_ = false;     // made by connect(): we are the client (TLS and SMTP)
+  bool verify_peer_ = false;  // client side with certificate verification
   bool reading_ = false;
   bool closing_ = false;
   bool flush_then_close_ = false;
