@@ -16,7 +16,11 @@ Expected<std::shared_ptr<const Runtime>> build_runtime(config::Config cfg) {
   }
   if (tls) {
     auto ctx = net::TlsContext::server(cfg.tls.certificate, cfg.tls.key, cfg.tls.min_version);
-    if (!ctx) return Error(ctx.error().code, cfg.where("tls.certificate") + ": " + ctx.error().message);
+    if (!ctx) {
+      // The message names the file OpenSSL refused: blame that key's line.
+      const auto& m = ctx.error().message;
+      return Error(ctx.error().code, cfg.where(m.rfind("tls.key", 0) == 0 ? "tls.key" : "tls.certificate") + ": " + m);
+    }
     rt->tls = *ctx;
   }
   if (users) {

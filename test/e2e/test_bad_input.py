@@ -192,6 +192,41 @@ class UsersFileDirectory(unittest.TestCase):
         finally:
             f.cleanup()
 
+    def test_check_config_reads_the_other_named_files(self):
+        """Empty or garbage files that start-up refuses: --check-config
+        used to say ok; now it names the key's line, as start does."""
+        cases = [
+            ("cert.pem", "", "tls:\n  certificate: cert.pem\n", r":\d+:3: tls\.certificate "),
+            ("key.pem", "garbage\n", "tls:\n  certificate: cert.pem\n  key: key.pem\n", r":\d+:3: tls\.key "),
+            ("spool.key", "not a key\n", "  encryption_key_file: spool.key\n", r":\d+:3: key file .*spool\.key"),
+            ("route.pw", "", "      password_file: route.pw\n", r":\d+:7: cannot read .*route\.pw"),
+        ]
+        for name, content, where, pattern in cases:
+            with self.subTest(file=name):
+                f = Ferry()
+                try:
+                    with open(os.path.join(f.dir, name), "w") as fh:
+                        fh.write(content)
+                    with open(f.config_path) as c:
+                        text = c.read()
+                    if name == "spool.key":
+                        text = text.replace("  max_size: 64MiB\n", "  max_size: 64MiB\n" + where)
+                    if name == "route.pw":
+                        text = text.replace("  routes:\n    - { domain: \"*\", host: \"127.0.0.1:%d\" }\n" % f.hold_port,
+                                            "  routes:\n    - domain: \"*\"\n      host: \"127.0.0.1:%d\"\n"
+                                            "      username: u\n" % f.hold_port + where)
+                    with open(f.config_path, "w") as c:
+                        c.write(text)
+                    out = subprocess.run([FERRYD, "--check-config", "-c", f.config_path], capture_output=True,
+                                         text=True, timeout=30)
+                    self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+                    self.assertRegex(out.stderr, "^" + re.escape(f.config_path) + pattern)
+                    line = int(out.stderr.split(":")[1])
+                    with open(f.config_path) as c:
+                        self.assertIn(where.splitlines()[-1].strip(), c.read().splitlines()[line - 1])
+                finally:
+                    f.cleanup()
+
     def test_sighup_keeps_the_old_users(self):
         f = Ferry().start()
         try:
