@@ -92,7 +92,7 @@ Expected<std::unique_ptr<ControlServer>> ControlServer::listen(uv_loop_t* loop, 
   if (ec) return Error(Errc::io, fmt::format("control.socket {}: {}", path, ec.message()));
   // A socket file left by a killed daemon would make bind fail; one that a
   // live daemon answers on means a second ferryd: refuse.
-  if (std::filesystem::exists(path)) {
+  if (std::filesystem::exists(path, ec)) {  // the throwing exists() aborts start-up on EACCES
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode))
       return Error(Errc::invalid, fmt::format("control.socket {} exists and is not a socket", path));

@@ -193,7 +193,8 @@ void validate(const Config& c, const Ctx& ctx) {
   if (!c.delivery_log.file.empty() && c.delivery_log.retention < std::chrono::hours(24))
     fail_at(ctx, "delivery_log.file",
             "delivery_log.file rotates daily, so it cannot keep a delivery_log.retention under 1d");
-  if (!c.delivery_log.file.empty() && std::filesystem::is_directory(c.delivery_log.file))
+  std::error_code ec;  // the throwing is_directory() would escape as filesystem_error on EACCES
+  if (!c.delivery_log.file.empty() && std::filesystem::is_directory(c.delivery_log.file, ec))
     fail_at(ctx, "delivery_log.file", fmt::format("delivery_log.file: '{}' is a directory", c.delivery_log.file));
 }
 
@@ -222,6 +223,10 @@ Expected<Config> load_node(const std::function<YAML::Node()>& parse, const std::
   } catch (const YAML::Exception& e) {
     // yaml-cpp's own syntax errors: its message without its "yaml-cpp: error at line..." prefix.
     return Error(Errc::invalid, fmt::format("{}:{}:{}: {}", name, e.mark.line + 1, e.mark.column + 1, e.msg));
+  } catch (const std::exception& e) {
+    // Last resort (bad_alloc, a filesystem error): a reload runs in a
+    // signal callback, where an exception would end the daemon.
+    return Error(Errc::invalid, fmt::format("{}:1:1: {}", name, e.what()));
   }
 }
 
