@@ -10,12 +10,11 @@
 
 #include <fmt/format.h>
 
+#include "control_request.h"
 #include "util/log.h"
 
 namespace ferry {
 namespace {
-
-constexpr size_t kMaxRequest = 64 * 1024;
 
 struct Client {
   uv_pipe_t pipe;
@@ -49,6 +48,36 @@ void answer(Client* c, const nlohmann::json& j) {
   }
 }
 
+// One complete request line. This runs inside a libuv read callback, where
+// an exception would abort ferryd with every session in it: parse_request
+// refuses what handlers cannot take, and the catch below is the last
+// resort for a handler bug (answered and logged, never rethrown).
+void dispatch(Client* c, std::string_view line) {
+  auto req = control::parse_request(line);
+  if (!req) return answer(c, control::error_reply(req.error().message));
+  // The handler may answer now, later (after a spool commit), or throw
+  // after keeping the reply for later: exactly one answer goes out.
+  auto done = std::make_shared<bool>(false);
+  auto alive = c->alive;
+  auto fail = [&](const char* what) {
+    log::error("control.internal_error", {{"cmd", req->cmd}, {"error", what}});
+    if (*done) return;
+    *done = true;
+    answer(c, control::error_reply(std::string("internal error: ") + what));
+  };
+  try {
+    (*c->handler)(req->to_json(), [c, alive, done](nlohmann::json resp) {
+      if (!*alive || *done) return;  // the server went away (the loop closes the pipe), or answered
+      *done = true;
+      answer(c, resp);
+    });
+  } catch (const std::exception& e) {
+    fail(e.what());
+  } catch (...) {
+    fail("unknown exception");
+  }
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<ControlServer>> ControlServer::listen(uv_loop_t* loop, const std::string& path,
@@ -63,7 +92,7 @@ Expected<std::unique_ptr<ControlServer>> ControlServer::listen(uv_loop_t* loop, 
   if (ec) return Error(Errc::io, fmt::format("control.socket {}: {}", path, ec.message()));
   // A socket file left by a killed daemon would make bind fail; one that a
   // live daemon answers on means a second ferryd: refuse.
-  if (std::filesystem::exists(path)) {
+  if (std::filesystem::exists(path, ec)) {  // the throwing exists() aborts start-up on EACCES
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode))
       return Error(Errc::invalid, fmt::format("control.socket {} exists and is not a socket", path));
@@ -99,30 +128,23 @@ Expected<std::unique_ptr<ControlServer>> ControlServer::listen(uv_loop_t* loop, 
           [](uv_stream_t* st, ssize_t n, const uv_buf_t* buf) {
             auto* c = static_cast<Client*>(st->data);
             if (c->answered) return;
+            if (n == UV_EOF && !c->in.empty()) {
+              // A request without its newline, then end of input: still one request.
+              c->answered = true;
+              uv_read_stop(st);
+              return dispatch(c, c->in);
+            }
             if (n < 0) {
               uv_read_stop(st);
               return close_client(c);
             }
             c->in.append(buf->base, size_t(n));
             size_t nl = c->in.find('\n');
-            if (nl == std::string::npos) {
-              if (c->in.size() > kMaxRequest) {
-                c->answered = true;
-                uv_read_stop(st);
-                answer(c, {{"ok", false}, {"error", "request too large"}});
-              }
-              return;
-            }
+            if (nl == std::string::npos && c->in.size() <= control::kMaxRequest) return;
             c->answered = true;
             uv_read_stop(st);
-            nlohmann::json req = nlohmann::json::parse(c->in.substr(0, nl), nullptr, false);
-            if (req.is_discarded() || !req.is_object() || !req.contains("cmd"))
-              return answer(c, {{"ok", false}, {"error", "malformed request"}});
-            auto alive = c->alive;
-            (*c->handler)(req, [c, alive](nlohmann::json resp) {
-              if (!*alive) return;  // the server went away; the loop closes the pipe
-              answer(c, resp);
-            });
+            // Past the bound with no newline: answered by parse_request, unread.
+            dispatch(c, std::string_view(c->in).substr(0, nl));
           });
     });
   if (rc != 0) return Error(Errc::io, fmt::format("control.socket {}: {}", path, uv_strerror(rc)));

@@ -14,6 +14,7 @@
 #include "server.h"
 #include "smtp_session.h"
 #include "util/ids.h"
+#include "util/json_fields.h"
 #include "util/log.h"
 #include "util/strings.h"
 
@@ -77,9 +78,11 @@ json envelope_json(const smtp::Envelope& e, bool full) {
 }  // namespace
 
 void Server::handle_control(const json& req, ControlServer::Reply reply) {
-  std::string cmd = req.value("cmd", "");
-  const json args = req.value("args", json::object());
-  auto arg = [&](const char* k) { return args.contains(k) && args[k].is_string() ? args[k].get<std::string>() : std::string(); };
+  // control_request.cc checked the request; these reads stay typed anyway,
+  // because value() throws on a wrong type and this runs in a libuv callback.
+  std::string cmd = json_field::string_or(req, "cmd");
+  const json args = req.contains("args") && req["args"].is_object() ? req["args"] : json::object();
+  auto arg = [&](const char* k) { return json_field::string_or(args, k); };
   int64_t now = clock_.now_ms();
 
   if (cmd == "status") {

@@ -24,6 +24,7 @@
 #include "auth/auth_users.h"
 #include "config/config.h"
 #include "spool/spool_verify.h"
+#include "util/json_fields.h"
 
 using nlohmann::json;
 
@@ -113,7 +114,8 @@ json call(const std::string& socket_path, const json& request) {
     std::fprintf(stderr, "ferryctl: cannot reach ferryd at %s: %s\n", socket_path.c_str(), std::strerror(errno));
     std::exit(3);
   }
-  std::string out = request.dump() + "\n";
+  // replace: an argument that is not UTF-8 must not throw out of dump().
+  std::string out = request.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   for (size_t off = 0; off < out.size();) {
     ssize_t n = ::write(fd, out.data() + off, out.size() - off);
     if (n <= 0) {
@@ -128,7 +130,7 @@ json call(const std::string& socket_path, const json& request) {
   while ((n = ::read(fd, buf, sizeof buf)) > 0) in.append(buf, size_t(n));
   ::close(fd);
   json j = json::parse(in, nullptr, false);
-  if (j.is_discarded()) {
+  if (!j.is_object()) {
     std::fprintf(stderr, "ferryctl: malformed answer from ferryd\n");
     std::exit(1);
   }
@@ -177,7 +179,13 @@ void table(const std::vector<std::string>& head, const std::vector<std::vector<s
   for (const auto& r : rows) line(r);
 }
 
-std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : j.dump(); }
+// The answer is read field by field without trusting its shape: operator[]
+// on a missing key of a const object is undefined, get<>() throws.
+std::string field(const json& obj, const char* key) {
+  return obj.is_object() && obj.contains(key) ? ferry::json_field::text(obj[key]) : std::string();
+}
+
+std::string dump(const json& j, int indent = -1) { return j.dump(indent, ' ', false, json::error_handler_t::replace); }
 
 // `spool check`: the same verification ferryd runs at start, on the
 // spool.path of the config. Exit 0 when sound, 1 when damaged or when
@@ -330,46 +338,47 @@ int main(int argc, char** argv) {
   if (socket_path.empty()) socket_path = socket_from(config_path, explicit_config);
 
   json resp = call(socket_path, req);
-  if (!resp.value("ok", false)) {
-    std::fprintf(stderr, "ferryctl: %s\n", resp.value("error", std::string("failed")).c_str());
+  if (resp["ok"] != true) {
+    std::fprintf(stderr, "ferryctl: %s\n", ferry::json_field::string_or(resp, "error", "failed").c_str());
     return 1;
   }
   const json& r = resp["result"];
   if (cmd == "log.search" && as_json) {
-    for (const auto& ev : r) std::printf("%s\n", ev.dump().c_str());  // one object per line
+    for (const auto& ev : r) std::printf("%s\n", dump(ev).c_str());  // one object per line
     return 0;
   }
   if (as_json || cmd == "status" || cmd == "queue.show" || cmd == "privacy.export" || cmd == "privacy.erase") {
-    std::printf("%s\n", r.dump(as_json ? -1 : 2).c_str());
+    std::printf("%s\n", dump(r, as_json ? -1 : 2).c_str());
     return 0;
   }
   if (cmd == "queue.summary") {
     std::vector<std::vector<std::string>> rows;
     for (const auto& d : r)
-      rows.push_back({str(d["destination"]), str(d["messages"]), str(d["recipients"]),
-                      fmt::format("{}s", d["oldest_age_s"].get<int64_t>()), str(d["last_error"])});
+      rows.push_back({field(d, "destination"), field(d, "messages"), field(d, "recipients"),
+                      field(d, "oldest_age_s") + "s", field(d, "last_error")});
     table({"DESTINATION", "MESSAGES", "RCPTS", "OLDEST", "LAST ERROR"}, rows);
   } else if (cmd == "queue.list") {
     std::vector<std::vector<std::string>> rows;
     for (const auto& m : r) {
       std::string rcpts;
-      for (const auto& x : m["rcpts"]) rcpts += (rcpts.empty() ? "" : ",") + str(x);
-      rows.push_back({str(m["id"]), str(m["from"]).empty() ? "<>" : str(m["from"]), rcpts, str(m["size"]),
-                      str(m["next_attempt"]), str(m["last_error"])});
+      if (m.is_object() && m.contains("rcpts") && m["rcpts"].is_array())
+        for (const auto& x : m["rcpts"]) rcpts += (rcpts.empty() ? "" : ",") + ferry::json_field::text(x);
+      rows.push_back({field(m, "id"), field(m, "from").empty() ? "<>" : field(m, "from"), rcpts, field(m, "size"),
+                      field(m, "next_attempt"), field(m, "last_error")});
     }
     table({"ID", "FROM", "TO", "SIZE", "NEXT ATTEMPT", "LAST ERROR"}, rows);
   } else if (cmd == "suppress.list") {
     std::vector<std::vector<std::string>> rows;
-    for (const auto& e : r) rows.push_back({str(e.value("address", "")), str(e.value("ts", "")), str(e.value("reason", ""))});
+    for (const auto& e : r) rows.push_back({field(e, "address"), field(e, "ts"), field(e, "reason")});
     table({"ADDRESS", "SINCE", "REASON"}, rows);
   } else if (cmd == "log.search") {
     std::vector<std::vector<std::string>> rows;
     for (const auto& e : r)
-      rows.push_back({str(e["ts"]), str(e["event"]), str(e["id"]), str(e["from"]), str(e.value("rcpt", "")),
-                      e.contains("response") ? str(e["response"]) : ""});
+      rows.push_back({field(e, "ts"), field(e, "event"), field(e, "id"), field(e, "from"), field(e, "rcpt"),
+                      field(e, "response")});
     table({"TIME", "EVENT", "ID", "FROM", "RCPT", "RESPONSE"}, rows);
   } else {
-    std::printf("%s\n", r.dump().c_str());
+    std::printf("%s\n", dump(r).c_str());
   }
   return 0;
 }

@@ -118,6 +118,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
       return 1;
     }
+    // The files it names too: "ok" must mean that start-up will not refuse them.
+    if (auto r = ferry::check_runtime(*cfg); !r) {
+      std::fprintf(stderr, "%s\n", r.error().message.c_str());
+      return 1;
+    }
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }

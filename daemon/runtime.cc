@@ -3,6 +3,8 @@
 
 #include <fstream>
 
+#include "spool/spool_crypto.h"
+
 namespace ferry {
 
 Expected<std::shared_ptr<const Runtime>> build_runtime(config::Config cfg) {
@@ -14,7 +16,11 @@ Expected<std::shared_ptr<const Runtime>> build_runtime(config::Config cfg) {
   }
   if (tls) {
     auto ctx = net::TlsContext::server(cfg.tls.certificate, cfg.tls.key, cfg.tls.min_version);
-    if (!ctx) return ctx.error();
+    if (!ctx) {
+      // The message names the file OpenSSL refused: blame that key's line.
+      const auto& m = ctx.error().message;
+      return Error(ctx.error().code, cfg.where(m.rfind("tls.key", 0) == 0 ? "tls.key" : "tls.certificate") + ": " + m);
+    }
     rt->tls = *ctx;
   }
   if (users) {
@@ -27,17 +33,31 @@ Expected<std::shared_ptr<const Runtime>> build_runtime(config::Config cfg) {
     if (!ctx) return ctx.error();
     rt->client_tls = *ctx;
   }
-  for (const auto& r : cfg.delivery.routes) {
+  for (size_t i = 0; i < cfg.delivery.routes.size(); ++i) {
+    const auto& r = cfg.delivery.routes[i];
     if (r.password_file.empty()) continue;
+    // lib/config checked it is a readable regular file; it may have
+    // changed since, and getline on a directory fails without throwing.
     std::ifstream in(r.password_file);
     std::string pw;
     if (!in || !std::getline(in, pw))
-      return Error(Errc::invalid, "cannot read " + r.password_file + " (delivery.routes password_file)");
+      return Error(Errc::invalid, cfg.where("delivery.routes[" + std::to_string(i) + "].password_file") +
+                                      ": cannot read " + r.password_file + " (delivery.routes password_file)");
     if (!pw.empty() && pw.back() == '\r') pw.pop_back();
     rt->route_passwords[r.host.str()] = pw;
   }
   rt->cfg = std::move(cfg);
   return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+Expected<void> check_runtime(const config::Config& cfg) {
+  if (!cfg.spool.encryption_key_file.empty()) {
+    auto s = spool::Sealer::load(cfg.spool.encryption_key_file, cfg.spool.previous_key_files);
+    if (!s) return Error(s.error().code, cfg.where("spool.encryption_key_file") + ": " + s.error().message);
+  }
+  auto rt = build_runtime(cfg);
+  if (!rt) return rt.error();
+  return {};
 }
 
 }  // namespace ferry

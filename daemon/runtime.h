@@ -24,6 +24,12 @@ struct Runtime {
 };
 
 // Builds a runtime from a loaded config: reads certificates and users.
+// Errors name the file and line of the key (or the users file's own line).
 Expected<std::shared_ptr<const Runtime>> build_runtime(config::Config cfg);
+
+// --check-config: everything start-up would read from the files the config
+// names (users, certificates, passwords, encryption keys), without
+// opening the spool or binding sockets.
+Expected<void> check_runtime(const config::Config& cfg);
 
 }  // namespace ferry

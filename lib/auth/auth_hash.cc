@@ -29,10 +29,35 @@ bool equal_ct(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+// The shape every supported scheme shares: "$id$" then '$'-separated
+// fields of the crypt/PHC alphabet, the last (the hash itself) not empty.
+// A prefix check alone let "$6$" or "$argon2id$ x" load and then fail
+// every login; this refuses them at load, where the error names the line.
+// (No trial verification: at bcrypt cost 12 that is 250 ms a user on the
+// loop during a reload.)
+bool well_formed(std::string_view h, size_t min_fields) {
+  size_t fields = 0;
+  for (size_t i = 0; i < h.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(h[i]);
+    if (c == '$') {
+      ++fields;
+      continue;
+    }
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '/' ||
+              c == '+' || c == '=' || c == ',' || c == '-';
+    if (!ok) return false;
+  }
+  return fields >= min_fields && h.back() != '$';
+}
+
 bool supported_hash(std::string_view h) {
-  return starts(h, "$argon2id$") || starts(h, "$argon2i$") || starts(h, "$y$") ||
-         starts(h, "$2b$") || starts(h, "$2a$") || starts(h, "$2y$") || starts(h, "$6$") ||
-         starts(h, "$5$");
+  if (starts(h, "$argon2id$") || starts(h, "$argon2i$")) {  // $argon2id$[v=19$]m=,t=,p=$salt$hash
+    size_t id_end = h.find('$', 1) + 1;
+    return well_formed(h, starts(h.substr(id_end), "v=") ? 5 : 4);
+  }
+  if (starts(h, "$2b$") || starts(h, "$2a$") || starts(h, "$2y$")) return well_formed(h, 3);  // $2b$10$salthash
+  if (starts(h, "$y$") || starts(h, "$6$") || starts(h, "$5$")) return well_formed(h, 3);  // $6$[rounds=N$]salt$hash
+  return false;
 }
 
 Expected<std::string> hash_password(std::string_view password) {

@@ -19,8 +19,12 @@ namespace ferry::auth {
 
 class UserDb {
  public:
-  // Errors read "FILE:LINE:COL: message".
+  // Errors read "FILE:LINE:COL: message". A directory, a FIFO, an
+  // unreadable or oversized file is an error too, never an exception.
   static Expected<std::shared_ptr<const UserDb>> load(const std::string& path);
+  // The file's text, already read; `name` is the FILE of errors. No I/O
+  // (fuzzed: test/fuzz/fuzz_users.cc).
+  static Expected<std::shared_ptr<const UserDb>> parse(const std::string& text, const std::string& name);
   static std::shared_ptr<const UserDb> from_map(std::unordered_map<std::string, std::string> m);
 
   // True when user exists and password matches. An unknown user costs one

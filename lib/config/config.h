@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +38,14 @@ struct RouteConfig {
 
 struct Config {
   std::string file;  // the file it was loaded from
+  // Where each key was written, "FILE:LINE:COL", by dotted path
+  // ("timeouts.command", "listeners[0].name"): errors found after loading
+  // (a users file that is a directory, a certificate OpenSSL refuses)
+  // point at the key that named the file.
+  std::map<std::string, std::string> locations;
+  // The location of `key`, else of the nearest section above it that was
+  // written, else FILE:1:1.
+  std::string where(const std::string& key) const;
 
   struct {
     std::string hostname;

@@ -1,6 +1,7 @@
 // Loading: YAML text → defaults + table-driven parse → cross-key validation.
 // yaml-cpp exceptions and our ConfigError stop at this file's boundary and
 // become "FILE:LINE:COL: message" in an Expected.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -82,6 +83,12 @@ std::string suggest(const std::string& path, const std::vector<std::string>& kno
   return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
 }
 
+// "a.b[2].c" → "a.b[2]" → "a.b" → "a" → "": the key, then the sections above it.
+std::string parent_key(const std::string& path) {
+  size_t cut = path.find_last_of(".[");
+  return cut == std::string::npos ? "" : path.substr(0, cut);
+}
+
 namespace {
 
 struct Loaded {
@@ -89,18 +96,28 @@ struct Loaded {
   Ctx ctx;
 };
 
-YAML::Mark mark_of(const Ctx& ctx, const std::string& path) {
-  auto it = ctx.marks.find(path);
-  return it == ctx.marks.end() ? YAML::Mark() : it->second;
+// Where the key was written; a value that came from a default is blamed on
+// the nearest section the file does have (an error at 1:1 helps no one).
+YAML::Mark mark_of(const Ctx& ctx, std::string path) {
+  for (; !path.empty(); path = parent_key(path))
+    if (auto it = ctx.marks.find(path); it != ctx.marks.end()) return it->second;
+  return YAML::Mark::null_mark();
 }
 
 [[noreturn]] void fail_at(const Ctx& ctx, const std::string& path, std::string msg) {
   throw ConfigError{mark_of(ctx, path), std::move(msg)};
 }
 
+// A file the config names must be a readable regular file. access() alone
+// says yes to a directory, and reading one later throws out of yaml-cpp
+// (std::ios_base::failure) or fails in ways that name no key; a FIFO
+// would block the loop on open.
 void require_readable(const Ctx& ctx, const std::string& key, const std::string& file) {
-  if (::access(file.c_str(), R_OK) != 0)
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0 || ::access(file.c_str(), R_OK) != 0)
     fail_at(ctx, key, fmt::format("{}: cannot read '{}': {}", key, file, std::strerror(errno)));
+  if (S_ISDIR(st.st_mode)) fail_at(ctx, key, fmt::format("{}: '{}' is a directory, not a file", key, file));
+  if (!S_ISREG(st.st_mode)) fail_at(ctx, key, fmt::format("{}: '{}' is not a regular file", key, file));
 }
 
 void validate(const Config& c, const Ctx& ctx) {
@@ -127,13 +144,14 @@ void validate(const Config& c, const Ctx& ctx) {
   }
   if (need_tls) {
     if (c.tls.certificate.empty() || c.tls.key.empty())
-      fail_at(ctx, "tls", "a listener uses TLS: tls.certificate and tls.key are needed");
+      fail_at(ctx, c.tls.certificate.empty() ? "tls.certificate" : "tls.key",
+              "a listener uses TLS: tls.certificate and tls.key are needed");
     require_readable(ctx, "tls.certificate", c.tls.certificate);
     require_readable(ctx, "tls.key", c.tls.key);
   }
   if (need_users) {
     if (c.auth.users_file.empty())
-      fail_at(ctx, "auth", "a listener offers AUTH: auth.users_file is needed");
+      fail_at(ctx, "auth.users_file", "a listener offers AUTH: auth.users_file is needed");
     require_readable(ctx, "auth.users_file", c.auth.users_file);
   }
   if (!c.spool.encryption_key_file.empty())
@@ -150,10 +168,15 @@ void validate(const Config& c, const Ctx& ctx) {
     fail_at(ctx, "limits.max_message_size", "limits.max_message_size must be below half of spool.max_size");
   if (c.limits.max_recipients == 0)
     fail_at(ctx, "limits.max_recipients", "limits.max_recipients must be above 0");
-  if (c.limits.max_connections == 0 || c.limits.max_connections_per_client == 0)
-    fail_at(ctx, "limits", "connection limits must be above 0");
-  if (c.timeouts.command.count() < 1000 || c.timeouts.data.count() < 1000)
-    fail_at(ctx, "timeouts", "timeouts must be at least 1s");
+  // Each check names the one key it is about, so the error points at that
+  // key's line, not at its section's.
+  if (c.limits.max_connections == 0)
+    fail_at(ctx, "limits.max_connections", "limits.max_connections must be above 0");
+  if (c.limits.max_connections_per_client == 0)
+    fail_at(ctx, "limits.max_connections_per_client", "limits.max_connections_per_client must be above 0");
+  if (c.timeouts.command.count() < 1000)
+    fail_at(ctx, "timeouts.command", "timeouts.command must be at least 1s");
+  if (c.timeouts.data.count() < 1000) fail_at(ctx, "timeouts.data", "timeouts.data must be at least 1s");
   if (c.delivery.retry.min_backoff > c.delivery.retry.max_backoff)
     fail_at(ctx, "delivery.retry.min_backoff", "delivery.retry.min_backoff is above max_backoff");
   if (c.delivery.connections_per_destination == 0)
@@ -170,7 +193,8 @@ void validate(const Config& c, const Ctx& ctx) {
   if (!c.delivery_log.file.empty() && c.delivery_log.retention < std::chrono::hours(24))
     fail_at(ctx, "delivery_log.file",
             "delivery_log.file rotates daily, so it cannot keep a delivery_log.retention under 1d");
-  if (!c.delivery_log.file.empty() && std::filesystem::is_directory(c.delivery_log.file))
+  std::error_code ec;  // the throwing is_directory() would escape as filesystem_error on EACCES
+  if (!c.delivery_log.file.empty() && std::filesystem::is_directory(c.delivery_log.file, ec))
     fail_at(ctx, "delivery_log.file", fmt::format("delivery_log.file: '{}' is a directory", c.delivery_log.file));
 }
 
@@ -190,6 +214,7 @@ Expected<Config> load_node(const std::function<YAML::Node()>& parse, const std::
     if (!root.IsNull()) load_map(cfg, root, config_table(), "", ctx, seen);
     apply_dynamic_defaults(cfg);
     validate(cfg, ctx);
+    for (const auto& [path, mark] : ctx.marks) cfg.locations[path] = where(mark);
     return cfg;
   } catch (const ConfigError& e) {
     std::string w = where(e.mark);
@@ -198,6 +223,10 @@ Expected<Config> load_node(const std::function<YAML::Node()>& parse, const std::
   } catch (const YAML::Exception& e) {
     // yaml-cpp's own syntax errors: its message without its "yaml-cpp: error at line..." prefix.
     return Error(Errc::invalid, fmt::format("{}:{}:{}: {}", name, e.mark.line + 1, e.mark.column + 1, e.msg));
+  } catch (const std::exception& e) {
+    // Last resort (bad_alloc, a filesystem error): a reload runs in a
+    // signal callback, where an exception would end the daemon.
+    return Error(Errc::invalid, fmt::format("{}:1:1: {}", name, e.what()));
   }
 }
 
@@ -206,7 +235,18 @@ Expected<Config> load_node(const std::function<YAML::Node()>& parse, const std::
 
 namespace ferry::config {
 
+std::string Config::where(const std::string& key) const {
+  for (std::string k = key; !k.empty(); k = detail::parent_key(k))
+    if (auto it = locations.find(k); it != locations.end()) return it->second;
+  return file + ":1:1";
+}
+
 Expected<Config> load_file(const std::string& path) {
+  // A directory opens as an ifstream and then reads as an empty config.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    return Error(Errc::invalid, fmt::format("{}:1:1: {}", path, S_ISDIR(st.st_mode) ? "is a directory, not a file"
+                                                                                       : "is not a regular file"));
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error(Errc::not_found, fmt::format("{}:1:1: cannot open: {}", path, std::strerror(errno)));
   std::stringstream ss;

@@ -65,6 +65,8 @@ E get_enum(const YAML::Node& n, std::initializer_list<std::pair<const char*, E>>
 }
 
 std::string suggest(const std::string& path, const std::vector<std::string>& known);
+// "a.b[2].c" → "a.b[2]" → "a.b" → "a" → "".
+std::string parent_key(const std::string& path);
 
 template <class T>
 void load_map(T& out, const YAML::Node& map, std::span<const Key<T>> table,

@@ -296,7 +296,7 @@ class LmdbSpool final : public Spool {
       if (!plain) continue;
       auto j = nlohmann::json::parse(*plain, nullptr, false);
       if (j.is_discarded()) continue;
-      fn(j.value("address", ""), *plain);
+      fn(j.is_object() && j.contains("address") && j["address"].is_string() ? j["address"].get<std::string>() : "", *plain);
     }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND) return lmdb_error(rc, "walking suppressions");

@@ -135,7 +135,10 @@ void DailyFile::prune(int64_t now_ms) {
   pruned_ms_ = now_ms;
   std::error_code ec;
   std::string base = fs::path(path_).filename().string();
-  for (const auto& e : fs::directory_iterator(dir_of(path_), ec)) {
+  // increment(ec), not a range-for: its operator++ throws on a directory
+  // that goes away mid-walk, and prune runs in a libuv timer callback.
+  for (fs::directory_iterator it(dir_of(path_), ec), end; !ec && it != end; it.increment(ec)) {
+    const auto& e = *it;
     std::string name = e.path().filename().string(), day;
     if (name.starts_with(base) && name.ends_with(".erase-tmp")) {
       // Left by an erase that crashed before its rename: it holds lines
@@ -224,9 +227,9 @@ Expected<size_t> DailyFile::remove_lines(const std::function<bool(std::string_vi
   std::string base = fs::path(path_).filename().string();
   std::vector<fs::path> files;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir_of(path_), ec)) {
-    std::string name = e.path().filename().string();
-    if (name == base || is_rotated(name, base, nullptr)) files.push_back(e.path());
+  for (fs::directory_iterator it(dir_of(path_), ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name == base || is_rotated(name, base, nullptr)) files.push_back(it->path());
   }
   if (ec) return Error(Errc::io, "delivery_log.file: " + ec.message());
   size_t removed = 0;

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import FERRYCTL, FERRYD, Ferry, Raw, main
+from harness import FERRYCTL, FERRYD, Ferry, Raw, main, make_cert
 
 SOURCE = os.environ.get("FERRY_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -30,8 +30,10 @@ class Cli(unittest.TestCase):
             text = open(os.path.join(SOURCE, "conf", "ferry.yaml")).read()
             os.makedirs(os.path.join(d, "conf"))
             os.makedirs(os.path.join(d, "build", "run"))
-            for name in ("cert.pem", "key.pem", "users.yaml"):
-                open(os.path.join(d, "build", "run", name), "w").close()
+            # --check-config reads them too (a real certificate; an empty
+            # users file is valid: nobody can log in yet).
+            make_cert(os.path.join(d, "build", "run"))
+            open(os.path.join(d, "build", "run", "users.yaml"), "w").close()
             path = os.path.join(d, "conf", "ferry.yaml")
             open(path, "w").write(text)
             rc, out = check(path)

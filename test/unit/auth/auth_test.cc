@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <crypt.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -62,6 +63,66 @@ TEST_CASE("users file: load, verify, errors with positions") {
   CHECK(UserDb::load(path).error().message.rfind(path + ":", 0) == 0);
   unlink(tmpl);
   CHECK(UserDb::load(path).error().code == ferry::Errc::not_found);
+}
+
+TEST_CASE("users file: a directory, a FIFO, garbage and malformed hashes are errors, never exceptions") {
+  char dir[] = "/tmp/ferry-users-dir-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  std::string d = dir;
+  // YAML::LoadFile on a directory threw std::ios_base::failure (read(2)
+  // fails with EISDIR under yaml-cpp's stream): ferryd aborted at start
+  // and on SIGHUP.
+  auto r = UserDb::load(d);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == d + ":1:1: cannot read users file: it is a directory");
+
+  std::string fifo = d + "/fifo";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  r = UserDb::load(fifo);  // must not wait for a writer
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == fifo + ":1:1: cannot read users file: not a regular file");
+
+  std::string path = d + "/users.yaml";
+  auto load = [&](const std::string& text) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+    return UserDb::load(path);
+  };
+  struct Case {
+    std::string text;
+    std::string expect;  // after "PATH:"
+  } cases[] = {
+      {"alice: $6$\n", "1:8: unsupported or weak hash for 'alice'"},
+      {"alice: \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$ aGFzaA\"\n", "1:8: unsupported or weak hash"},
+      {"alice: \"$2b$\"\n", "1:8: unsupported or weak hash"},
+      {"alice:\n  - x\n", "1:1: expected \"name: HASH\""},
+      {"- alice\n", "1:1: expected \"name: HASH\" lines"},
+      {std::string("\xff\xfe\x00garbage\x01: [", 13), "1:"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    auto bad = load(c.text);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().message.rfind(path + ":" + c.expect, 0) == 0);
+    if (bad.error().message.rfind(path + ":" + c.expect, 0) != 0) MESSAGE(bad.error().message);
+  }
+  auto empty = load("");  // no users: valid, nobody can log in
+  REQUIRE(empty.ok());
+  CHECK((*empty)->size() == 0);
+
+  unlink(path.c_str());
+  unlink(fifo.c_str());
+  rmdir(dir);
+}
+
+TEST_CASE("hash shapes: well-formed hashes of every scheme pass, truncated ones do not") {
+  CHECK(supported_hash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"));
+  CHECK(supported_hash("$argon2i$m=4096,t=3,p=1$c2FsdA$aGFzaA"));  // no v= (argon2 1.0)
+  CHECK(supported_hash("$6$rounds=5000$salt$hash"));
+  CHECK(supported_hash("$y$j9T$salt$hash"));
+  CHECK(supported_hash("$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"));
+  for (const char* bad : {"$6$", "$6$salt$", "$y$j9T", "$argon2id$", "$argon2id$v=19$m=1,t=1,p=1$salt",
+                          "$6$salt$hash\n", "$6$sa lt$hash", "$2b$10"})
+    CHECK_MESSAGE(!supported_hash(bad), bad);
 }
 
 #include "auth/auth_ratelimit.h"

@@ -104,6 +104,72 @@ TEST_CASE("errors carry FILE:LINE:COL") {
   }
 }
 
+TEST_CASE("cross-key checks point at the offending key, not its section") {
+  struct Case {
+    std::string yaml;
+    std::string expect;
+  } cases[] = {
+      {std::string(kMinimal) + "timeouts:\n  data: 5m\n  command: 0s\n",
+       "t.yaml:6:3: timeouts.command must be at least 1s"},
+      {std::string(kMinimal) + "timeouts: {command: 5m, data: 500ms}\n", "t.yaml:4:25: timeouts.data must be at least 1s"},
+      {std::string(kMinimal) + "limits:\n  max_connections: 10\n  max_connections_per_client: 0\n",
+       "t.yaml:6:3: limits.max_connections_per_client must be above 0"},
+      {std::string(kMinimal) + "limits:\n  max_connections: 0\n", "t.yaml:5:3: limits.max_connections must be above 0"},
+      // A value from a default is blamed on the nearest section written.
+      {"listeners:\n  - name: a\n    address: 127.0.0.1:25\n    tls: starttls\ntls:\n  key: /k.pem\n",
+       "t.yaml:5:1: a listener uses TLS: tls.certificate and tls.key are needed"},
+      {"listeners:\n  - name: a\n    address: 127.0.0.1:25\n    auth: optional\n    allow_plaintext_auth: true\n",
+       "t.yaml:1:1: a listener offers AUTH: auth.users_file is needed"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.yaml);
+    auto r = load_string(c.yaml, "t.yaml", "/tmp");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.rfind(c.expect, 0) == 0);
+    if (r.error().message.rfind(c.expect, 0) != 0) MESSAGE(r.error().message);
+  }
+}
+
+TEST_CASE("files the config names must be readable regular files") {
+  const std::string auth = std::string("listeners:\n  - name: a\n    address: 127.0.0.1:25\n    auth: optional\n"
+                                       "    allow_plaintext_auth: true\n");
+  struct Case {
+    std::string yaml;
+    std::string expect;
+  } cases[] = {
+      // access(R_OK) is true for a directory: this used to pass, and the
+      // users file loader then threw std::ios_base::failure at start.
+      {auth + "auth:\n  users_file: /tmp\n", "t.yaml:7:3: auth.users_file: '/tmp' is a directory, not a file"},
+      {auth + "auth:\n  users_file: /dev/null\n", "t.yaml:7:3: auth.users_file: '/dev/null' is not a regular file"},
+      {auth + "auth:\n  users_file: /nonexistent/users.yaml\n",
+       "t.yaml:7:3: auth.users_file: cannot read '/nonexistent/users.yaml'"},
+      {std::string(kMinimal) + "spool:\n  encryption_key_file: /tmp\n",
+       "t.yaml:5:3: spool.encryption_key_file: '/tmp' is a directory"},
+      {std::string(kMinimal) + "delivery:\n  routes:\n    - {domain: x.test, host: \"127.0.0.1:25\", password_file: /tmp}\n",
+       "t.yaml:6:46: delivery.routes[0].password_file: '/tmp' is a directory"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.yaml);
+    auto r = load_string(c.yaml, "t.yaml", "/tmp");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.rfind(c.expect, 0) == 0);
+    if (r.error().message.rfind(c.expect, 0) != 0) MESSAGE(r.error().message);
+  }
+  // The config file itself: a directory used to read as an empty config.
+  auto dir = load_file("/tmp");
+  REQUIRE_FALSE(dir.ok());
+  CHECK(dir.error().message == "/tmp:1:1: is a directory, not a file");
+}
+
+TEST_CASE("where(): each key's FILE:LINE:COL, for errors found after loading") {
+  auto c = load_string(std::string(kMinimal) + "timeouts:\n  command: 5m\n", "t.yaml", "/tmp");
+  REQUIRE(c.ok());
+  CHECK(c->where("timeouts.command") == "t.yaml:5:3");
+  CHECK(c->where("timeouts.data") == "t.yaml:4:1");   // a default: its section
+  CHECK(c->where("listeners[0].address") == "t.yaml:3:5");
+  CHECK(c->where("tls.certificate") == "t.yaml:1:1");  // nothing written
+}
+
 TEST_CASE("relative paths resolve against the config file's directory") {
   auto c = load_string(std::string(kMinimal) + "spool:\n  path: ../var/spool\n", "t.yaml", "/etc/ferry");
   REQUIRE(c.ok());

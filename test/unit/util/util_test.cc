@@ -87,3 +87,27 @@ TEST_CASE("log lines are one line, quoted where needed") {
   auto json = log::format_line(log::Format::json, log::Level::warn, "x", {{"k", "a\"b"}, {"n", 3}}, 1500);
   CHECK(json == "{\"ts\":\"1970-01-01T00:00:01.500Z\",\"level\":\"warn\",\"event\":\"x\",\"k\":\"a\\\"b\",\"n\":3}\n");
 }
+
+#include "util/json_fields.h"
+
+TEST_CASE("typed JSON reads: fallback when missing, an error naming the field when mistyped, never a throw") {
+  using nlohmann::json;
+  json j = json::parse(R"({"s": "x", "i": 7, "big": 18446744073709551615, "f": 1.5, "b": true, "n": null, "a": [1]})");
+  CHECK(*json_field::get_string(j, "s") == "x");
+  CHECK(*json_field::get_string(j, "missing", "dflt") == "dflt");
+  CHECK(json_field::get_string(j, "i").error().message == "'i' must be a string, not an integer");
+  CHECK(json_field::get_string(j, "n").error().message == "'n' must be a string, not null");
+  CHECK(*json_field::get_int(j, "i") == 7);
+  CHECK(json_field::get_int(j, "f").error().message == "'f' must be an integer, not a fractional number");
+  CHECK(json_field::get_int(j, "big").error().message == "'big' is too large");
+  CHECK(*json_field::get_bool(j, "b"));
+  CHECK(json_field::get_bool(j, "s").error().message == "'s' must be true or false, not a string");
+  // Not an object: no fields at all (value() would throw type_error here).
+  for (const json& other : {json(5), json::array(), json("str"), json()}) {
+    CHECK(*json_field::get_string(other, "s", "d") == "d");
+    CHECK(json_field::string_or(other, "s", "d") == "d");
+  }
+  CHECK(json_field::string_or(j, "a", "d") == "d");
+  CHECK(json_field::text(j["a"]) == "[1]");
+  CHECK(json_field::text(json("\xff")) == "\xff");  // strings as they are
+}
