@@ -31,6 +31,15 @@ std::string domain_of(const std::string& addr) {
   return at == std::string::npos ? "" : to_lower(addr.substr(at + 1));
 }
 
+// Does a delivery-log event name one of `addresses` (lower-cased)?
+bool names_any(const spool::LogEvent& e, const std::vector<std::string>& addresses) {
+  if (addresses.empty()) return false;
+  std::string json = to_lower(e.json);
+  for (const auto& a : addresses)
+    if (json.find(a) != std::string::npos) return true;
+  return false;
+}
+
 bool wants_failure_dsn(const smtp::EnvelopeRcpt& r) {
   return r.notify == 0 || (r.notify & smtp::kNotifyFailure);
 }
@@ -146,7 +155,9 @@ DeliveryManager::Active* DeliveryManager::current(const sched::Job& job) {
 Expected<DeliveryManager::Active*> DeliveryManager::hold(const std::string& id) {
   auto it = active_.find(id);
   if (it != active_.end()) {
-    if (it->second.deleted || it->second.gone) return Error(Errc::not_found, "no such message: " + id);
+    // Deleted, or every recipient final with that write still committing.
+    if (it->second.deleted || it->second.gone || spool::all_final(it->second.env))
+      return Error(Errc::not_found, "no such message: " + id);
     return &it->second;
   }
   auto e = spool_.get_envelope(id);
@@ -161,11 +172,29 @@ Expected<DeliveryManager::Active*> DeliveryManager::hold(const std::string& id) 
 
 void DeliveryManager::pump() {
   if (stopping_) return;
-  auto d = sched_.poll(now());
-  for (auto& job : d.defer)
-    defer_without_attempt(job, smtp::reply(451, "4.4.1", "destination suspended after repeated connection failures"));
-  for (auto& job : d.start) start_job(std::move(job));
-  if (d.wake_at) sched_timer_.start(uint64_t(std::max<int64_t>(1, *d.wake_at - now())));
+  // A job made for an older copy of its message is dropped and its slot
+  // freed; poll again so the next job waiting for that slot starts now
+  // (bounded: a long run of stale jobs continues on the next tick).
+  for (int round = 0;; ++round) {
+    auto d = sched_.poll(now());
+    for (auto& job : d.defer)
+      defer_without_attempt(job, smtp::reply(451, "4.4.1", "destination suspended after repeated connection failures"));
+    bool dropped = false;
+    for (auto& job : d.start) {
+      if (!current(job)) {
+        sched_.release(job);
+        dropped = true;
+        continue;
+      }
+      start_job(std::move(job));
+    }
+    if (dropped && round < 16) continue;
+    if (dropped)
+      sched_timer_.start(1);
+    else if (d.wake_at)
+      sched_timer_.start(uint64_t(std::max<int64_t>(1, *d.wake_at - now())));
+    return;
+  }
 }
 
 void DeliveryManager::refill() {
@@ -309,7 +338,7 @@ void DeliveryManager::end_destination(Active& a, std::vector<spool::LogEvent> ev
   save(a, std::move(events));
 }
 
-void DeliveryManager::save(Active& a, std::vector<spool::LogEvent> events) {
+void DeliveryManager::save(Active& a, std::vector<spool::LogEvent> events, const char* failure) {
   if (a.unsaved) {
     // What a failed write carried goes with this one (it holds the whole
     // envelope, so the envelope part is made good by it anyway).
@@ -331,11 +360,11 @@ void DeliveryManager::save(Active& a, std::vector<spool::LogEvent> events) {
     a.disk_next = a.env.next_attempt_ms;
   }
   a.writes++;
-  req->done = [this, id = a.env.id](spool::WriteRequest& w) { written(id, w); };
+  req->done = [this, id = a.env.id, failure](spool::WriteRequest& w) { written(id, w, failure); };
   server_.submit(std::move(req));
 }
 
-void DeliveryManager::written(const std::string& id, spool::WriteRequest& w) {
+void DeliveryManager::written(const std::string& id, spool::WriteRequest& w, const char* failure) {
   auto it = active_.find(id);
   // Sanity checks: an entry with writes in flight never leaves memory.
   FERRY_ASSERT(it != active_.end());
@@ -350,9 +379,11 @@ void DeliveryManager::written(const std::string& id, spool::WriteRequest& w) {
     a.gone = true;
     a.parked = true;
   } else {
-    log::error("delivery.spool_update", {{"id", id}, {"error", w.result.error().message}, {"retry", "yes"}});
+    bool retry = !stopping_ && !a.gone;
+    log::error(failure, {{"id", id}, {"error", w.result.error().message}, {"retry", retry ? "yes" : "no"}});
     if (auto* u = std::get_if<spool::UpdateMessage>(&w.op))
-      for (auto& e : u->events) a.unsaved_events.push_back(std::move(e));
+      for (auto& e : u->events)
+        if (!names_any(e, a.erased)) a.unsaved_events.push_back(std::move(e));
     a.unsaved = true;
     unsaved_.insert(id);
     arm_resave();
@@ -458,7 +489,7 @@ void DeliveryManager::submit_dsn(std::unique_ptr<spool::WriteRequest> req) {
       return;
     }
     log::error("delivery.dsn_failed", {{"error", w.result.error().message}, {"retry", stopping_ ? "no" : "yes"}});
-    if (stopping_) return;
+    if (stopping_) return;  // no disk and no time left: said above, at error level
     auto again = std::make_unique<spool::WriteRequest>();
     again->op = std::move(w.op);
     unsaved_dsns_.push_back(std::move(again));
@@ -497,7 +528,7 @@ void DeliveryManager::flush(const std::string& id, const std::string& domain,
       // Deferred, its new retry time still on its way to disk.
       if (a.env.next_attempt_ms <= t) continue;
       a.env.next_attempt_ms = t;
-      save(a, {});
+      save(a, {}, "delivery.flush");
       ++count;
       continue;
     }
@@ -516,7 +547,7 @@ void DeliveryManager::flush(const std::string& id, const std::string& domain,
     auto a = hold(mid);
     if (!a) continue;  // gone meanwhile
     (*a)->env.next_attempt_ms = t;
-    save(**a, {});
+    save(**a, {}, "delivery.flush");
     ++count;
   }
   sched_.revive(dest);
@@ -559,7 +590,7 @@ Expected<void> DeliveryManager::remove(const std::string& id, bool bounce) {
     events.push_back(log_event(ev));
   }
   a.deleted = true;
-  save(a, std::move(events));
+  save(a, std::move(events), "delivery.delete");
   return {};
 }
 
@@ -588,11 +619,10 @@ Expected<std::string> DeliveryManager::erase_address(const std::string& id, cons
     what = "updated";
   }
   // Not logged: the erasure must not leave the address behind in new
-  // events, nor in events of a failed write still waiting to be made again.
-  std::string needle = to_lower(address);
-  std::erase_if(a.unsaved_events,
-                [&](const spool::LogEvent& e) { return to_lower(e.json).find(needle) != std::string::npos; });
-  save(a, {});
+  // events, nor in events of a failed write made again later.
+  a.erased.push_back(to_lower(address));
+  std::erase_if(a.unsaved_events, [&](const spool::LogEvent& e) { return names_any(e, a.erased); });
+  save(a, {}, "privacy.erase_failed");
   return what;
 }
 
@@ -602,6 +632,7 @@ void DeliveryManager::shutdown(std::function<void()> done) {
   sched_timer_.stop();
   refill_timer_.stop();
   purge_timer_.stop();
+  resave_timer_.stop();
   pool_.quit_all();
   maybe_done();
 }

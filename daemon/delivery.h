@@ -78,6 +78,7 @@ class DeliveryManager {
     bool gone = false;       // the spool no longer has it: nothing to write
     bool unsaved = false;    // a write failed: written again before it leaves
     std::vector<spool::LogEvent> unsaved_events;
+    std::vector<std::string> erased;  // privacy erase: never write events naming these
   };
   struct Candidate {
     std::string host;
@@ -116,8 +117,9 @@ class DeliveryManager {
                                                const std::string& tls, bool attempted, const std::string& body);
   void end_destination(Active& a, std::vector<spool::LogEvent> events);
   // Writes `a` as it is now (update, or delete when a.deleted) with events.
-  void save(Active& a, std::vector<spool::LogEvent> events);
-  void written(const std::string& id, spool::WriteRequest& w);
+  // `failure` names the log line of a failed write (it is retried).
+  void save(Active& a, std::vector<spool::LogEvent> events, const char* failure = "delivery.spool_update");
+  void written(const std::string& id, spool::WriteRequest& w, const char* failure);
   void settle(const std::string& id);
   void arm_resave();
   void resave();

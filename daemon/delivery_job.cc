@@ -84,7 +84,12 @@ void DeliveryManager::start_job(sched::Job job) {
       a->gone = true;
       a->parked = true;
       a->writes++;
-      quarantine(job.msg_id, a->disk_next, [this, mid = job.msg_id](spool::WriteRequest& w) { written(mid, w); });
+      quarantine(job.msg_id, a->disk_next, [this, mid = job.msg_id](spool::WriteRequest& w) {
+        bool failed = !w.result && w.result.error().code != Errc::not_found;
+        written(mid, w, "spool.quarantine_failed");
+        // Still in the spool and due: the next refill finds it and tries again.
+        if (failed) arm_refill(now() + kResaveMinMs);
+      });
       return;
     }
     log::error("delivery.body_missing", {{"id", r.job.msg_id}, {"error", body.error().message}});
@@ -154,7 +159,10 @@ void DeliveryManager::try_next(uint64_t job_id) {
   client->open(server_.loop(), c.ip, rj.port,
                [this, job_id, c](SmtpClient* cl, std::string error, bool) {
                  auto jit = jobs_.find(job_id);
-                 if (jit == jobs_.end()) return;
+                 if (jit == jobs_.end()) {  // abandoned (shutdown): a late connection is not kept
+                   if (error.empty() && cl) cl->quit();
+                   return;
+                 }
                  RunningJob& rj = *jit->second;
                  if (!error.empty()) {
                    rj.last_error = error;
@@ -246,7 +254,10 @@ void DeliveryManager::run_txn(uint64_t job_id, SmtpClient* client, bool reused) 
   std::string key = pool_key(client->ip(), rj.port, rj.route);
   client->send(std::move(tx), [this, job_id, client, reused, key](TxnResult res) {
     auto jit = jobs_.find(job_id);
-    if (jit == jobs_.end()) return;
+    if (jit == jobs_.end()) {  // abandoned (shutdown)
+      client->quit();
+      return;
+    }
     RunningJob& rj = *jit->second;
     if (!res.completed) {
       rj.last_error = res.error;

@@ -3,6 +3,9 @@
 
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <fmt/format.h>
 
@@ -490,7 +493,13 @@ void Server::maybe_finish_shutdown(bool force) {
                                {"spool_writes", st.requests},
                                {"max_batch", st.max_batch},
                                {"commit_ms_total", st.commit_us_total / 1000}});
-  if (force) uv_stop(loop_);  // main closes whatever handles are left
+  if (force) {
+    // Connects, lookups and thread-pool work still pending would call back
+    // into objects that unwinding frees. Every submitted write has been
+    // committed above: the spool is the truth, so leave now.
+    std::fflush(stderr);
+    _exit(0);
+  }
 }
 
 }  // namespace ferry
