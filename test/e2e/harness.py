@@ -267,6 +267,17 @@ def main():
 
 # --- delivery worlds: a DNS server and receiving MX hosts on loopback ------
 
+def wait_for(pred, timeout=10, interval=0.05):
+    """Polls pred until it is true or timeout seconds have passed; returns
+    its last value (bounded: every wait in the tests goes through here)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
 def free_port(addresses=("127.0.0.1",), kind=socket.SOCK_STREAM):
     """A port free on every address given (TCP, or UDP with kind)."""
     for _ in range(50):

@@ -12,7 +12,7 @@ import stat
 import time
 import unittest
 
-from harness import Ferry, main
+from harness import Ferry, main, wait_for
 
 ALICE, BOB = "alice.file@a.example", "bob.file@b.example"
 
@@ -32,14 +32,6 @@ def lines(path):
     with open(path) as fh:
         return [json.loads(l) for l in fh.read().splitlines()]
 
-
-def wait_for(pred, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class EventFile(unittest.TestCase):

@@ -23,7 +23,7 @@ import socket
 import time
 import unittest
 
-from harness import Dns, Ferry, Receivers, main
+from harness import Dns, Ferry, main, Receivers, wait_for
 
 A, B, C, DEAD = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
 RELAY = """
@@ -81,14 +81,6 @@ def delivered(rx):
                     count[line[len("RCPT TO "):]] += 1
     return count
 
-
-def wait_for(pred, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 class ExactlyOnce(unittest.TestCase):

@@ -19,7 +19,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Dns, Ferry, Receivers, main
+from harness import Dns, Ferry, main, Receivers, wait_for
 
 A = "127.0.0.2"
 RELAY = """
@@ -30,14 +30,6 @@ RELAY = """
 """
 FS_SIZE = 8 * 1024 * 1024
 
-
-def wait_for(pred, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 class FullDisk(unittest.TestCase):

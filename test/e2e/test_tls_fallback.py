@@ -21,7 +21,7 @@ import threading
 import time
 import unittest
 
-from harness import DEFAULT_LISTENERS, Dns, Ferry, client_tls_context, free_port, main, make_cert
+from harness import client_tls_context, DEFAULT_LISTENERS, Dns, Ferry, free_port, main, make_cert, wait_for
 from scripted_mx import ScriptedMx
 
 BROKEN, GOOD = "127.0.0.21", "127.0.0.24"
@@ -41,14 +41,6 @@ def submit(port, rcpt, subject):
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
         s.sendmail("app@src.test", [rcpt], f"Subject: {subject}\r\n\r\nbody of {subject}\r\n")
 
-
-def wait_for(pred, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class BrokenWorld(unittest.TestCase):
@@ -90,7 +82,7 @@ class MayFallsBack(BrokenWorld):
 
     def test_1_plaintext_on_the_immediate_retry_then_remembered(self):
         submit(self.f.port("relay"), "first@broken.test", "first")
-        self.assertTrue(wait_for(lambda: self.mx.delivered("first@broken.test")), self.f.log())
+        self.assertTrue(wait_for(lambda: self.mx.delivered("first@broken.test"), 30), self.f.log())
         self.assertFalse(self.mx.delivered("first@broken.test")[0]["tls"])
         self.assertEqual(self.mx.starttls, 1)
         # Delivered by the first attempt, in plaintext, naming the MX.
@@ -106,7 +98,7 @@ class MayFallsBack(BrokenWorld):
 
         # Remembered: the next message goes straight to plaintext.
         submit(self.f.port("relay"), "second@broken.test", "second")
-        self.assertTrue(wait_for(lambda: self.mx.delivered("second@broken.test")), self.f.log())
+        self.assertTrue(wait_for(lambda: self.mx.delivered("second@broken.test"), 30), self.f.log())
         self.assertFalse(self.mx.delivered("second@broken.test")[0]["tls"])
         self.assertEqual(self.mx.starttls, 1)
         self.assertEqual(len(re.findall(r"delivery.tls_fallback", self.f.log())), 1)

@@ -22,6 +22,18 @@ const char* kMinimal =
     "    address: 127.0.0.1:2525\n";
 }  // namespace
 
+// Each case's YAML must fail to load with a message starting with `expect`.
+template <class Cases>
+void expect_errors(const Cases& cases) {
+  for (const auto& c : cases) {
+    CAPTURE(c.yaml);
+    auto r = load_string(c.yaml, "t.yaml", "/tmp");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.rfind(c.expect, 0) == 0);
+    if (r.error().message.rfind(c.expect, 0) != 0) MESSAGE(r.error().message);
+  }
+}
+
 TEST_CASE("sizes and durations") {
   CHECK(*parse_size("25MiB") == 25ull * 1024 * 1024);
   CHECK(*parse_size("512KB") == 512000);
@@ -95,13 +107,7 @@ TEST_CASE("errors carry FILE:LINE:COL") {
        "t.yaml:6:3: delivery_log.file rotates daily, so it cannot keep a delivery_log.retention under 1d"},
       {std::string(kMinimal) + "delivery_log:\n  file: /tmp\n", "t.yaml:5:3: delivery_log.file: '/tmp' is a directory"},
   };
-  for (const auto& c : cases) {
-    CAPTURE(c.yaml);
-    auto r = load_string(c.yaml, "t.yaml", "/tmp");
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.error().message.rfind(c.expect, 0) == 0);
-    if (r.error().message.rfind(c.expect, 0) != 0) MESSAGE(r.error().message);
-  }
+  expect_errors(cases);
 }
 
 TEST_CASE("cross-key checks point at the offending key, not its section") {
@@ -121,13 +127,7 @@ TEST_CASE("cross-key checks point at the offending key, not its section") {
       {"listeners:\n  - name: a\n    address: 127.0.0.1:25\n    auth: optional\n    allow_plaintext_auth: true\n",
        "t.yaml:1:1: a listener offers AUTH: auth.users_file is needed"},
   };
-  for (const auto& c : cases) {
-    CAPTURE(c.yaml);
-    auto r = load_string(c.yaml, "t.yaml", "/tmp");
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.error().message.rfind(c.expect, 0) == 0);
-    if (r.error().message.rfind(c.expect, 0) != 0) MESSAGE(r.error().message);
-  }
+  expect_errors(cases);
 }
 
 TEST_CASE("files the config names must be readable regular files") {
@@ -148,13 +148,7 @@ TEST_CASE("files the config names must be readable regular files") {
       {std::string(kMinimal) + "delivery:\n  routes:\n    - {domain: x.test, host: \"127.0.0.1:25\", password_file: /tmp}\n",
        "t.yaml:6:46: delivery.routes[0].password_file: '/tmp' is a directory"},
   };
-  for (const auto& c : cases) {
-    CAPTURE(c.yaml);
-    auto r = load_string(c.yaml, "t.yaml", "/tmp");
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.error().message.rfind(c.expect, 0) == 0);
-    if (r.error().message.rfind(c.expect, 0) != 0) MESSAGE(r.error().message);
-  }
+  expect_errors(cases);
   // The config file itself: a directory used to read as an empty config.
   auto dir = load_file("/tmp");
   REQUIRE_FALSE(dir.ok());
