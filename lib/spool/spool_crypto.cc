@@ -27,38 +27,47 @@ struct CtxFree {
 };
 using Ctx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
 
+// Key material is wiped from the read buffer on every path, errors included.
 Expected<std::array<uint8_t, 32>> read_key(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error(Errc::not_found, fmt::format("cannot read key file {}", path));
   std::stringstream ss;
   ss << in.rdbuf();
   std::string raw = ss.str();
-  std::array<uint8_t, 32> key{};
-  std::string_view t = trim(raw);
-  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.remove_suffix(1);
-  if (raw.size() == 32) {
-    std::memcpy(key.data(), raw.data(), 32);
-  } else if (t.size() == 64) {
-    for (size_t i = 0; i < 32; ++i) {
-      auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-      };
-      int hi = hex(t[2 * i]), lo = hex(t[2 * i + 1]);
-      if (hi < 0 || lo < 0) return Error(Errc::invalid, fmt::format("key file {}: not hex", path));
-      key[i] = uint8_t(hi * 16 + lo);
-    }
-  } else {
-    return Error(Errc::invalid,
-                 fmt::format("key file {}: needs 32 bytes or 64 hex digits (e.g. openssl rand -hex 32)", path));
-  }
+  auto key = parse_key(raw, path);
   OPENSSL_cleanse(raw.data(), raw.size());
   return key;
 }
 
 }  // namespace
+
+Expected<std::array<uint8_t, 32>> parse_key(std::string_view raw, std::string_view name) {
+  std::array<uint8_t, 32> key{};
+  if (raw.size() == 32) {
+    std::memcpy(key.data(), raw.data(), 32);
+    return key;
+  }
+  std::string_view t = trim(raw);
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.remove_suffix(1);
+  if (t.size() != 64)
+    return Error(Errc::invalid,
+                 fmt::format("key file {}: needs 32 bytes or 64 hex digits (e.g. openssl rand -hex 32)", name));
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < 32; ++i) {
+    int hi = hex(t[2 * i]), lo = hex(t[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      OPENSSL_cleanse(key.data(), key.size());
+      return Error(Errc::invalid, fmt::format("key file {}: not hex", name));
+    }
+    key[i] = uint8_t(hi * 16 + lo);
+  }
+  return key;
+}
 
 Expected<Sealer> Sealer::load(const std::string& current, const std::vector<std::string>& previous) {
   Sealer s;

@@ -21,6 +21,10 @@ namespace ferry::spool {
 // HMAC-SHA256(key, data), first 16 bytes as 32 hex digits.
 std::string hmac_hex(const uint8_t* key, size_t key_len, std::string_view data);
 
+// The contents of a key file: 32 raw bytes, or 64 hex digits with
+// surrounding white space. Pure, so it can be fuzzed; `name` goes in errors.
+Expected<std::array<uint8_t, 32>> parse_key(std::string_view contents, std::string_view name);
+
 class Sealer {
  public:
   // Key files hold 32 raw bytes or 64 hex digits (a trailing newline is fine).

@@ -422,6 +422,34 @@ TEST_CASE("sealer: round trip, tamper, wrong record, rotation") {
   CHECK_FALSE(Sealer::load(key_file(dir.path, "bad.key", 'z'), {}).ok());
 }
 
+TEST_CASE("key files: 32 raw bytes or 64 hex digits, anything else an error naming the file") {
+  const std::string hex = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+  struct Case {
+    std::string contents;
+    bool ok;
+  } cases[] = {
+      {hex, true},
+      {hex + "\n", true},
+      {"  " + hex + "\r\n", true},
+      {std::string(32, '\0'), true},  // raw bytes, NULs included
+      {hex.substr(1), false},
+      {hex.substr(0, 63) + "g", false},
+      {"", false},
+      {std::string(33, 'x'), false},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.contents);
+    auto k = parse_key(c.contents, "k.key");
+    CHECK(k.ok() == c.ok);
+    if (!k.ok()) CHECK(k.error().message.rfind("key file k.key: ", 0) == 0);
+  }
+  auto k = parse_key(hex, "k.key");
+  REQUIRE(k.ok());
+  CHECK((*k)[0] == 0x00);
+  CHECK((*k)[15] == 0xff);
+  CHECK((*k)[31] == 0xff);
+}
+
 TEST_CASE("encrypted LMDB spool: contract holds, nothing readable on disk") {
   TempDir dir;
   auto sealer = Sealer::load(key_file(dir.path, "k.key", '7'), {});
