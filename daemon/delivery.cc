@@ -385,7 +385,6 @@ void DeliveryManager::written(const std::string& id, spool::WriteRequest& w, con
       for (auto& e : u->events)
         if (!names_any(e, a.erased)) a.unsaved_events.push_back(std::move(e));
     a.unsaved = true;
-    unsaved_.insert(id);
     arm_resave();
   }
   settle(id);
@@ -402,7 +401,6 @@ void DeliveryManager::settle(const std::string& id) {
   bool pending = !a.gone && !a.deleted && !spool::all_final(a.env);
   int64_t next = a.env.next_attempt_ms;
   active_.erase(it);
-  unsaved_.erase(id);
   if (pending) arm_refill(next);
   if (backlog_on_disk_ && active_.size() < kMaxActive / 2) arm_refill(now());
 }
@@ -416,20 +414,16 @@ void DeliveryManager::arm_resave() {
 void DeliveryManager::resave() {
   if (stopping_) return;
   bool again = false;
-  for (auto it = unsaved_.begin(); it != unsaved_.end();) {
-    auto ait = active_.find(*it);
-    if (ait == active_.end() || !ait->second.unsaved || ait->second.gone) {
-      it = unsaved_.erase(it);
-      continue;
-    }
-    if (ait->second.writes > 0) {  // its pending write decides first
+  // A walk of the active set: failed writes are rare, and the flag on the
+  // entry is the one record of what is owed (save() adds no entries).
+  for (auto& [id, a] : active_) {
+    if (!a.unsaved || a.gone) continue;
+    if (a.writes > 0) {  // its pending write decides first
       again = true;
-      ++it;
       continue;
     }
-    log::info("delivery.spool_rewrite", {{"id", *it}});
-    save(ait->second, {});
-    it = unsaved_.erase(it);
+    log::info("delivery.spool_rewrite", {{"id", id}});
+    save(a, {});
   }
   auto dsns = std::move(unsaved_dsns_);
   unsaved_dsns_.clear();

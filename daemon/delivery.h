@@ -17,7 +17,6 @@
 #include <map>
 #include <memory>
 #include <random>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -159,9 +158,9 @@ class DeliveryManager {
   net::Timer refill_timer_;
   net::Timer purge_timer_;
   // Writes that failed (full disk, I/O error) are made again from memory:
-  // messages whose last state is not on disk, DSNs not yet queued.
+  // messages whose last state is not on disk (Active::unsaved), DSNs not
+  // yet queued.
   net::Timer resave_timer_;
-  std::set<std::string> unsaved_;
   std::vector<std::unique_ptr<spool::WriteRequest>> unsaved_dsns_;
   uint64_t resave_delay_ms_ = kResaveMinMs;
   static constexpr uint64_t kResaveMinMs = 1000, kResaveMaxMs = 30'000;

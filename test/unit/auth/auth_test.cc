@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "auth/auth_users.h"
+#include "temp_dir.h"
 
 using namespace ferry::auth;
 
@@ -66,9 +67,8 @@ TEST_CASE("users file: load, verify, errors with positions") {
 }
 
 TEST_CASE("users file: a directory, a FIFO, garbage and malformed hashes are errors, never exceptions") {
-  char dir[] = "/tmp/ferry-users-dir-XXXXXX";
-  REQUIRE(mkdtemp(dir) != nullptr);
-  std::string d = dir;
+  ferry::test::TempDir tmp;  // removed even when a REQUIRE fails
+  const std::string& d = tmp.path;
   // YAML::LoadFile on a directory threw std::ios_base::failure (read(2)
   // fails with EISDIR under yaml-cpp's stream): ferryd aborted at start
   // and on SIGHUP.
@@ -108,10 +108,6 @@ TEST_CASE("users file: a directory, a FIFO, garbage and malformed hashes are err
   auto empty = load("");  // no users: valid, nobody can log in
   REQUIRE(empty.ok());
   CHECK((*empty)->size() == 0);
-
-  unlink(path.c_str());
-  unlink(fifo.c_str());
-  rmdir(dir);
 }
 
 TEST_CASE("hash shapes: well-formed hashes of every scheme pass, truncated ones do not") {

@@ -10,20 +10,14 @@
 
 #include "spool/spool.h"
 #include "spool/spool_record.h"
+#include "temp_dir.h"
 
 using namespace ferry;
 using namespace ferry::spool;
 
-namespace {
+using ferry::test::TempDir;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/ferry-spool-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+namespace {
 
 smtp::Envelope envelope(std::string id, int64_t next, size_t rcpts = 1) {
   smtp::Envelope e;

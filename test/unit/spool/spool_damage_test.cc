@@ -18,21 +18,15 @@
 #include "spool/spool.h"
 #include "spool/spool_record.h"
 #include "spool/spool_verify.h"
+#include "temp_dir.h"
 
 using namespace ferry;
 using namespace ferry::spool;
 namespace fs = std::filesystem;
 
-namespace {
+using ferry::test::TempDir;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/ferry-damage-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+namespace {
 
 smtp::Envelope envelope(std::string id, std::string sender = "app@example.com") {
   smtp::Envelope e;

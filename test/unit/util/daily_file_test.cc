@@ -12,23 +12,17 @@
 #include <thread>
 
 #include "util/daily_file.h"
+#include "temp_dir.h"
 
 using namespace ferry;
 namespace fs = std::filesystem;
+
+using ferry::test::TempDir;
 
 namespace {
 
 constexpr int64_t kDay = 86'400'000;
 constexpr int64_t kNov20 = 1'795'132'800'000;  // 2026-11-20T00:00:00Z
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/ferry-daily-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -46,7 +40,7 @@ void touch(const fs::path& p, const std::string& content, int64_t mtime_ms) {
 // A DailyFile "ev.log" with a 30-day retention, opened on 2026-11-20.
 struct OpenFile {
   TempDir d;
-  fs::path file = d.path / "ev.log";
+  fs::path file = d / "ev.log";
   DailyFile f{file.string(), 30 * kDay};
   OpenFile() { REQUIRE(f.open(kNov20)); }
 };
@@ -67,46 +61,46 @@ TEST_CASE("day_of and expiry use UTC days; a day expires when its start is past 
 
 TEST_CASE("rotates at UTC midnight and deletes only expired rotated files of its own name") {
   TempDir d;
-  fs::path file = d.path / "events.jsonl";
-  touch(d.path / "events.jsonl.2026-11-01", "old\n", kNov20);
-  touch(d.path / "events.jsonl.2026-11-19", "older\n", kNov20);
-  touch(d.path / "events.jsonl.keep", "not rotated by us\n", kNov20);
-  touch(d.path / "other.jsonl.2026-11-01", "another file's\n", kNov20);
-  touch(d.path / "events.jsonl.2026-11-19.erase-tmp", "crashed erase\n", kNov20);
+  fs::path file = d / "events.jsonl";
+  touch(d / "events.jsonl.2026-11-01", "old\n", kNov20);
+  touch(d / "events.jsonl.2026-11-19", "older\n", kNov20);
+  touch(d / "events.jsonl.keep", "not rotated by us\n", kNov20);
+  touch(d / "other.jsonl.2026-11-01", "another file's\n", kNov20);
+  touch(d / "events.jsonl.2026-11-19.erase-tmp", "crashed erase\n", kNov20);
 
   DailyFile f(file.string(), 2 * kDay);
   REQUIRE(f.open(kNov20 + 10 * 3'600'000));  // 10:00 on the 20th
-  CHECK_FALSE(fs::exists(d.path / "events.jsonl.2026-11-01"));
-  CHECK(fs::exists(d.path / "events.jsonl.2026-11-19"));  // its start is 34 h old
-  CHECK(fs::exists(d.path / "events.jsonl.keep"));
-  CHECK(fs::exists(d.path / "other.jsonl.2026-11-01"));
-  CHECK_FALSE(fs::exists(d.path / "events.jsonl.2026-11-19.erase-tmp"));
+  CHECK_FALSE(fs::exists(d / "events.jsonl.2026-11-01"));
+  CHECK(fs::exists(d / "events.jsonl.2026-11-19"));  // its start is 34 h old
+  CHECK(fs::exists(d / "events.jsonl.keep"));
+  CHECK(fs::exists(d / "other.jsonl.2026-11-01"));
+  CHECK_FALSE(fs::exists(d / "events.jsonl.2026-11-19.erase-tmp"));
 
   f.append("a\nb\n", kNov20 + 11 * 3'600'000);
   f.append("c\n", kNov20 + kDay + 5);  // first event of the 21st rotates
-  CHECK(slurp(d.path / "events.jsonl.2026-11-20") == "a\nb\n");
+  CHECK(slurp(d / "events.jsonl.2026-11-20") == "a\nb\n");
   CHECK(slurp(file) == "c\n");
 
   // A quiet day: the periodic tick rotates without any event.
   f.tick(kNov20 + 2 * kDay + 5);
-  CHECK(slurp(d.path / "events.jsonl.2026-11-21") == "c\n");
-  CHECK_FALSE(fs::exists(d.path / "events.jsonl.2026-11-19"));  // now expired,
-  CHECK_FALSE(fs::exists(d.path / "events.jsonl.2026-11-20"));  // and so is this one
+  CHECK(slurp(d / "events.jsonl.2026-11-21") == "c\n");
+  CHECK_FALSE(fs::exists(d / "events.jsonl.2026-11-19"));  // now expired,
+  CHECK_FALSE(fs::exists(d / "events.jsonl.2026-11-20"));  // and so is this one
 
   f.tick(kNov20 + 2 * kDay + 6);  // nothing new: no empty rotated file
   f.tick(kNov20 + 3 * kDay + 6);
-  CHECK_FALSE(fs::exists(d.path / "events.jsonl.2026-11-22"));
-  CHECK_FALSE(fs::exists(d.path / "events.jsonl.2026-11-21"));
+  CHECK_FALSE(fs::exists(d / "events.jsonl.2026-11-22"));
+  CHECK_FALSE(fs::exists(d / "events.jsonl.2026-11-21"));
 }
 
 TEST_CASE("an existing file from an earlier day is rotated at open, appending to a rotated file of that day") {
   TempDir d;
-  fs::path file = d.path / "ev.log";
-  touch(d.path / "ev.log.2026-11-18", "first run\n", kNov20);
+  fs::path file = d / "ev.log";
+  touch(d / "ev.log.2026-11-18", "first run\n", kNov20);
   touch(file, "second run\n", kNov20 - 2 * kDay + 3'600'000);  // last written on the 18th
   DailyFile f(file.string(), 30 * kDay);
   REQUIRE(f.open(kNov20 + 1000));
-  CHECK(slurp(d.path / "ev.log.2026-11-18") == "first run\nsecond run\n");
+  CHECK(slurp(d / "ev.log.2026-11-18") == "first run\nsecond run\n");
   f.append("today\n", kNov20 + 2000);
   CHECK(slurp(file) == "today\n");
 }
@@ -144,7 +138,7 @@ TEST_CASE("remove_lines rewrites the file and its rotated copies; appends during
   REQUIRE(removed);
   CHECK(*removed == 2);
   f.tick(kNov20 + kDay + 3);
-  CHECK(slurp(d.path / "ev.log.2026-11-20") == "alice 1\n");
+  CHECK(slurp(d / "ev.log.2026-11-20") == "alice 1\n");
   CHECK(slurp(file) == "carol 1\ndave 1\n");
   f.append("erin 1\n", kNov20 + kDay + 4);  // the reopened descriptor is the new file
   CHECK(slurp(file) == "carol 1\ndave 1\nerin 1\n");
@@ -154,10 +148,10 @@ TEST_CASE("reopen starts a new file after an external rotation") {
   OpenFile o;
   auto& [d, file, f] = o;
   f.append("one\n", kNov20 + 1);
-  fs::rename(file, d.path / "ev.log.1");
+  fs::rename(file, d / "ev.log.1");
   f.append("two\n", kNov20 + 2);  // still the moved file
   f.reopen();
   f.append("three\n", kNov20 + 3);
-  CHECK(slurp(d.path / "ev.log.1") == "one\ntwo\n");
+  CHECK(slurp(d / "ev.log.1") == "one\ntwo\n");
   CHECK(slurp(file) == "three\n");
 }
